@@ -1,0 +1,75 @@
+"""Time for the station: passed in, never read from ``time.time()`` scattered through the code.
+
+A real bench runs on :class:`SystemClock`. A simulated bench runs on :class:`ScaledClock` with the
+simulator's parameters (``t_sim = t0 + speed * (t_wall - w0)``), so the same engine code runs a
+9-hour test in seconds. Tests step a :class:`ManualClock`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """A source of time in seconds (Unix epoch for real clocks, simulated seconds otherwise)."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        ...
+
+
+class SystemClock:
+    """Wall-clock time (UTC epoch seconds)."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class ScaledClock:
+    """Accelerated time: ``t0 + speed * (wall - w0)``, sharing a simulator's parameters.
+
+    ``t0_s`` is the simulated epoch at wall time ``w0_s`` (both epoch seconds); ``speed`` >= 1.
+    """
+
+    def __init__(self, *, t0_s: float, w0_s: float, speed: float) -> None:
+        if speed <= 0:
+            raise ValueError(f"clock speed must be positive, got {speed}")
+        self.t0_s = t0_s
+        self.w0_s = w0_s
+        self.speed = speed
+
+    def now(self) -> float:
+        return self.t0_s + self.speed * (time.time() - self.w0_s)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.speed)
+
+
+class ManualClock:
+    """A clock that moves only when told to (tests). ``sleep`` advances it instantly."""
+
+    def __init__(self, start_s: float = 0.0) -> None:
+        self._now = start_s
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a manual clock does not go backwards")
+        with self._lock:
+            self._now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(max(seconds, 0.0))

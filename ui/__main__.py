@@ -1,0 +1,7 @@
+"""``python -m ui`` opens the bench GUI (``station gui`` runs this in its own process)."""
+
+from __future__ import annotations
+
+from ui.app import main
+
+raise SystemExit(main())
