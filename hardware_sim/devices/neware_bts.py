@@ -215,8 +215,11 @@ class SimChannel:
         while self.workstatus == "working" and self.t_s < now_s - 1e-12:
             step = self.step
             assert step is not None and self.programme is not None
-            interval = self.programme.record_interval_s or MAX_TICK_S
-            tick = min(MAX_TICK_S, interval, now_s - self.t_s)
+            tick = min(MAX_TICK_S, now_s - self.t_s)
+            interval = self.programme.record_interval_s
+            if interval is not None:
+                # Tick on the record grid so rows fall on it whatever the request times are.
+                tick = min(tick, max(self.last_record_s + interval - self.t_s, 0.0))
             if step.time_s is not None:
                 # Land exactly on the step's time limit so the end row carries it.
                 remaining = self.step_start_s + step.time_s - self.t_s
