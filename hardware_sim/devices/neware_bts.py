@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
+from hardware_sim.clock import SimClock
+from hardware_sim.devices.base import Personality, Reply
 from hardware_sim.devices.neware_stepfile import (
     SimProgramme,
     SimStep,
@@ -36,6 +38,7 @@ from hardware_sim.devices.neware_stepfile import (
     StepFileError,
     read_step_file,
 )
+from hardware_sim.registry import BuildContext, register_device_kind
 
 TERMINATOR = b"\n\n#\r\n"
 MAX_TICK_S = 2.0
@@ -74,10 +77,6 @@ class CellModel(Protocol):
 
     @property
     def temperature_c(self) -> float: ...
-
-
-class BenchClock(Protocol):
-    def now(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -324,7 +323,9 @@ def _num(value: float) -> str:
     return f"{value:.10g}"
 
 
-class NewareCabinet:
+class NewareCabinet(Personality):
+    kind = "neware-bts"
+
     """The cabinet: channels keep running across client reconnects; one client at a time.
 
     ``cells`` gives one cell per channel; channels are numbered ``devid-<unit>-<n>`` with
@@ -333,7 +334,7 @@ class NewareCabinet:
 
     def __init__(
         self,
-        clock: BenchClock,
+        clock: SimClock,
         cells: Sequence[CellModel],
         *,
         seed: int = 0,
@@ -345,12 +346,12 @@ class NewareCabinet:
     ) -> None:
         if not cells:
             raise ValueError("a cabinet needs at least one channel (cell)")
-        self.clock = clock
-        self.seed = seed
+        if channels_per_unit < 1:
+            raise ValueError(f"channels_per_unit must be >= 1, got {channels_per_unit}")
+        super().__init__(clock, seed=seed)
         self.devtype = devtype
         self.devid = devid
         self.ip = ip
-        self.serial = f"SIMULATED-{seed}"
         self._read_step_file = step_file_reader
         self.channels: dict[tuple[int, int, int], SimChannel] = {}
         for index, cell in enumerate(cells):
@@ -372,8 +373,19 @@ class NewareCabinet:
 
     def on_connect(self) -> None:
         """A new client: it must log in again; half-received input is dropped."""
+        super().on_connect()
         self.logged_in = False
         self._inbuf = b""
+
+    def feed(self, data: bytes, now_s: float) -> list[Reply]:
+        return [self.reply_at(reply, now_s) for reply in self.feed_bytes(data, now_s)]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "serial": self.serial_number,
+            "devtype": self.devtype,
+            "channels": [channel.pipeline for channel in self.channels.values()],
+        }
 
     def feed_bytes(self, data: bytes, now_s: float) -> list[bytes]:
         """Consume request bytes; return one reply per complete request, in order."""
@@ -446,7 +458,8 @@ class NewareCabinet:
             '<serverip count="1">',
             f'  <server ip="{self.ip}" port="3306" />',
             "</serverip>",
-            f'<middle count="{len(self.channels)}" serial="{self.serial}" version="8.0.0.sim">',
+            f'<middle count="{len(self.channels)}" serial="{self.serial_number}" '
+            'version="8.0.0.sim">',
         ]
         for ch in self.channels.values():
             lines.append(
@@ -585,3 +598,27 @@ def envelope(inner: str) -> bytes:
     """Wrap reply lines as the real cabinet does (capture in aurora-neware ``mocks.py``)."""
     text = f'<?xml version="1.0" encoding="UTF-8"?>\r\n<bts version="1.0">\r\n{inner}</bts>'
     return text.encode("utf-8") + TERMINATOR
+
+
+def build(spec: Mapping[str, Any], ctx: BuildContext) -> NewareCabinet:
+    """Registry factory: ``channels`` (default 16) cells from the bench lot, 8 per unit."""
+    try:
+        channels = int(spec.get("channels", 16))
+        per_unit = int(spec.get("channels_per_unit", 8))
+        devid = int(spec.get("devid", 27))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"neware-bts: channels/channels_per_unit/devid must be integers: {exc}"
+        ) from exc
+    if channels < 1:
+        raise ValueError(f"neware-bts: channels must be >= 1, got {channels}")
+    return NewareCabinet(
+        ctx.clock,
+        ctx.take_cells(channels),
+        seed=ctx.seed,
+        devid=devid,
+        channels_per_unit=per_unit,
+    )
+
+
+register_device_kind("neware-bts", build)

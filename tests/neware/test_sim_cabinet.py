@@ -15,12 +15,12 @@ import pytest
 
 from drivers.neware_stepfile import write_step_file
 from drivers.readings import CyclerStep, EndConditions, ProtectionLimits, StepMode
+from hardware_sim.clock import SimClock
 from hardware_sim.devices.neware_bts import (
     LOG_OVER_VOLTAGE,
     TERMINATOR,
     NewareCabinet,
 )
-from station.clock import ManualClock
 from tests.neware.linear_cell import LinearCell
 
 LIMITS = ProtectionLimits(voltage_min_v=2.5, voltage_max_v=4.3, current_max_a=5.0)
@@ -32,7 +32,7 @@ TICK_S = 2.0
 
 class Bench:
     def __init__(self, tmp_path: Path, n: int = 2) -> None:
-        self.clock = ManualClock(1_700_000_000.0)
+        self.clock = SimClock(1_700_000_000.0, manual=True)
         self.cells = [LinearCell(t_s=self.clock.now()) for _ in range(n)]
         self.cabinet = NewareCabinet(self.clock, self.cells, seed=7)
         self.tmp = tmp_path
