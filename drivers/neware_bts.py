@@ -57,6 +57,7 @@ from drivers.readings import (
     ProtectionLimits,
     StepMode,
 )
+from drivers.transport import open_transport
 
 log = logging.getLogger("drivers.neware_bts")
 
@@ -731,3 +732,34 @@ class NewareChannel:
 def step_sign(step: CyclerStep) -> float:
     """+1 for charging steps, -1 for discharging ones (rest counts as +1)."""
     return -1.0 if step.mode is not StepMode.REST and step.current_a < 0 else 1.0
+
+
+def open_neware_bts(
+    address: str,
+    *,
+    step_dir: Path,
+    timeout_s: float = 5.0,
+    max_consecutive_timeouts: int = 3,
+    **options: Any,
+) -> NewareBtsCabinet:
+    """Open ``address`` (e.g. ``tcp://10.0.0.7:502``), log in and read the channel list.
+
+    ``options`` go to :class:`NewareBtsCabinet` (``run_id``, ``step_dir_remote``, ``username``,
+    ``password``, ``backup_dir``, ``reconnect_attempts``, ``reconnect_backoff_s``, ``sleeper``).
+    """
+    transport = open_transport(
+        address,
+        read_termination=TERMINATOR,
+        write_termination=TERMINATOR,
+        timeout_s=timeout_s,
+        encoding="utf-8",
+        max_consecutive_timeouts=max_consecutive_timeouts,
+        max_line_bytes=MAX_FRAME_BYTES,
+    )
+    cabinet = NewareBtsCabinet(transport, step_dir=step_dir, address=address, **options)
+    try:
+        cabinet.connect()
+    except Exception:
+        transport.close()
+        raise
+    return cabinet
