@@ -197,7 +197,7 @@ def _make(
     **template: float,
 ) -> Chemistry:
     socs, volts = window_table(fn, v_min_v, v_max_v)
-    params = CellParams(name, 3.0, socs, volts, v_min_v, v_max_v, **template)  # type: ignore[arg-type]
+    params = CellParams(name, 3.0, socs, volts, v_min_v, v_max_v, **template)
     mid = volts[len(volts) // 2]
     return Chemistry(name, description, v_min_v, v_max_v, round(mid, 2), params)
 
