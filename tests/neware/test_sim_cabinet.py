@@ -15,6 +15,8 @@ import pytest
 
 from drivers.neware_stepfile import write_step_file
 from drivers.readings import CyclerStep, EndConditions, ProtectionLimits, StepMode
+from hardware_sim.cell import Cell
+from hardware_sim.chemistry import NMC
 from hardware_sim.clock import SimClock
 from hardware_sim.devices.neware_bts import (
     LOG_OVER_VOLTAGE,
@@ -225,3 +227,99 @@ def test_channels_run_independently(bench: Bench) -> None:
     bench.inquire()
     assert abs(bench.cells[0].charge_ah - 100 / 3600) <= 1e-12
     assert bench.cells[1].charge_ah == 0.0
+
+
+class RealBench(Bench):
+    """The same cabinet on the simulator's equivalent-circuit cells (NMC preset, 2 Ah)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.clock = SimClock(1_700_000_000.0, manual=True)
+        self.cells = [Cell(NMC.params(2.0), soc=0.2, t_s=self.clock.now()) for _ in range(2)]
+        self.cabinet = NewareCabinet(self.clock, self.cells, seed=8)
+        self.tmp = tmp_path
+        self.cabinet.on_connect()
+        self.ask("<cmd>connect</cmd><username>admin</username><password>neware</password>")
+
+
+def test_real_cell_cccv_charge_ends_on_current_and_counts_the_cells_charge(tmp_path: Path) -> None:
+    bench = RealBench(tmp_path)
+    cell = bench.cells[0]
+    step = CyclerStep(
+        StepMode.CCCV,
+        current_a=1.0,
+        voltage_v=4.2,
+        end=EndConditions(current_below_a=0.05, time_s=6 * 3600.0),
+        record_interval_s=10.0,
+    )
+    assert bench.start(step) == "ok"
+    for _ in range(40):
+        bench.clock.advance(900.0)
+        if bench.inquire()["workstatus"] != "working":
+            break
+    assert bench.inquire()["workstatus"] == "finish"
+    rows = bench.all_rows()
+    last = rows[-1]
+    assert int(last["testtime"]) < 6 * 3600 * 1000, "ended on the current cut-off, not the time"
+    assert 0.05 * 0.9 <= float(last["curr"]) <= 0.05
+    assert abs(float(last["volt"]) - 4.2) <= 1e-3
+    # Cabinet coulomb count (trapezoid on <= 2 s ticks) vs the cell's own: 0.05 % of the charge.
+    assert abs(float(last["cap"]) - cell.charge_ah) <= 5e-4 * cell.charge_ah
+    assert cell.soc > 0.95
+
+
+@pytest.mark.parametrize(
+    ("limits", "cell_setup", "code"),
+    [
+        (
+            ProtectionLimits(voltage_min_v=3.2, voltage_max_v=4.3, current_max_a=5.0),
+            None,
+            "200102",
+        ),
+        (
+            ProtectionLimits(voltage_min_v=2.5, voltage_max_v=4.3, current_max_a=0.5),
+            None,
+            "200103",
+        ),
+        (
+            ProtectionLimits(
+                voltage_min_v=2.5, voltage_max_v=4.3, current_max_a=5.0, temperature_max_c=45.0
+            ),
+            60.0,
+            "200104",
+        ),
+        (
+            ProtectionLimits(
+                voltage_min_v=2.5, voltage_max_v=4.3, current_max_a=5.0, capacity_max_ah=0.01
+            ),
+            None,
+            "200105",
+        ),
+    ],
+    ids=["under-voltage", "over-current", "over-temperature", "over-capacity"],
+)
+def test_each_protection_kind_trips_with_its_code(
+    bench: Bench, limits: ProtectionLimits, cell_setup: float | None, code: str
+) -> None:
+    if cell_setup is not None:
+        bench.cells[0].set_temperature(cell_setup)
+    step = CyclerStep(
+        StepMode.CC, current_a=-1.0, end=EndConditions(voltage_below_v=2.6), record_interval_s=10.0
+    )
+    assert bench.start(step, limits=limits) == "ok"
+    bench.clock.advance(600.0)
+    info = bench.inquire()
+    assert (info["workstatus"], info["log_code"]) == ("protect", code)
+    assert bench.cells[0].current_a == 0.0
+
+
+def test_rest_ends_on_dvdt(bench: Bench) -> None:
+    # The analytic cell has no relaxation: dV/dt is 0 at once, so the rest ends on the first tick.
+    step = CyclerStep(
+        StepMode.REST,
+        end=EndConditions(time_s=3600.0, dvdt_below_v_per_s=1e-6),
+        record_interval_s=1.0,
+    )
+    assert bench.start(step) == "ok"
+    bench.clock.advance(100.0)
+    assert bench.inquire()["workstatus"] == "finish"
+    assert int(bench.all_rows()[-1]["testtime"]) == 1000
