@@ -73,3 +73,13 @@ def _hioki(cls_name: str, name: str) -> Factory:
 
 register("hioki-bt3562", _hioki("HiokiBT3562", "hioki-bt3562"))
 register("hioki-bt3563", _hioki("HiokiBT3563", "hioki-bt3563"))
+
+
+def _bt4560(address: str, settings: Mapping[str, Any], **objects: Any) -> Any:
+    from drivers import hioki_bt4560
+
+    check_setting_keys("hioki-bt4560", settings, hioki_bt4560.HiokiBT4560)
+    return hioki_bt4560.open_bt4560(address, settings, **objects)
+
+
+register("hioki-bt4560", _bt4560)
