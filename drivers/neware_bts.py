@@ -32,7 +32,7 @@ import math
 import threading
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -763,3 +763,41 @@ def open_neware_bts(
         transport.close()
         raise
     return cabinet
+
+
+SETTING_KEYS = frozenset(
+    {
+        "step_dir",
+        "step_dir_remote",
+        "run_id",
+        "username",
+        "password",
+        "backup_dir",
+        "reconnect_attempts",
+        "reconnect_backoff_s",
+        "timeout_s",
+        "max_consecutive_timeouts",
+    }
+)
+
+
+def open_from_settings(
+    address: str, settings: Mapping[str, Any], *, clock: Sleeper | None = None
+) -> NewareBtsCabinet:
+    """Registry entry: bench-config ``settings`` (``step_dir`` required) -> a connected cabinet.
+
+    ``clock`` (the station clock) paces the reconnect backoff.
+    """
+    unknown = sorted(set(settings) - SETTING_KEYS)
+    if unknown:
+        raise SettingError(
+            f"neware-bts: unknown setting {unknown[0]!r}; "
+            f"accepted: {', '.join(sorted(SETTING_KEYS))}"
+        )
+    if "step_dir" not in settings:
+        raise SettingError(
+            "neware-bts: setting 'step_dir' (where step files are written) is required"
+        )
+    options = dict(settings)
+    step_dir = Path(options.pop("step_dir"))
+    return open_neware_bts(address, step_dir=step_dir, sleeper=clock, **options)

@@ -83,3 +83,12 @@ def _bt4560(address: str, settings: Mapping[str, Any], **objects: Any) -> Any:
 
 
 register("hioki-bt4560", _bt4560)
+
+
+def _neware_bts(address: str, settings: Mapping[str, Any], **objects: Any) -> Any:
+    from drivers import neware_bts
+
+    return neware_bts.open_from_settings(address, settings, clock=objects.get("clock"))
+
+
+register("neware-bts", _neware_bts)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from drivers.neware_bts import open_neware_bts
 from drivers.readings import (
     ChannelState,
@@ -25,6 +27,7 @@ from hardware_sim.clock import SimClock
 from hardware_sim.devices.neware_bts import NewareCabinet
 from hardware_sim.transports.tcp import TcpServer
 from station.clock import SystemClock
+from station.instruments import CyclerChannel
 
 LIMITS = ProtectionLimits(voltage_min_v=2.5, voltage_max_v=4.2, current_max_a=3.0)
 
@@ -74,5 +77,31 @@ def test_driver_and_cabinet_over_tcp_with_a_dropped_link(tmp_path: Path) -> None
             assert abs(samples[-1].step_capacity_ah - (cell.charge_ah - charge0)) <= 1e-6
             assert all(2.5 < s.voltage_v < 4.2 for s in samples)
             assert cells[0].charge_ah == 0.0
+        finally:
+            cab.close()
+
+
+def test_registry_opens_the_cabinet_by_config_name(tmp_path: Path) -> None:
+    from drivers import registry
+    from drivers.errors import SettingError
+
+    clock = SimClock(1_800_000_000.0, speed=100.0)
+    sim = NewareCabinet(clock, [Cell(NMC.params(2.0), t_s=clock.now()) for _ in range(2)], seed=4)
+    with TcpServer(sim) as server:
+        address = f"tcp://127.0.0.1:{server.port}"
+        with pytest.raises(SettingError, match="stepdir"):
+            registry.open_instrument("neware-bts", address, {"stepdir": "x"})
+        with pytest.raises(SettingError, match="step_dir"):
+            registry.open_instrument("neware-bts", address, {})
+        cab = registry.open_instrument(
+            "neware-bts",
+            address,
+            {"step_dir": str(tmp_path), "timeout_s": 2.0},
+            clock=SystemClock(),
+        )
+        try:
+            assert cab.pipeline_ids() == ["27-1-1", "27-1-2"]
+            assert isinstance(cab.channel("27-1-2"), CyclerChannel)
+            assert cab.identity.simulated
         finally:
             cab.close()
