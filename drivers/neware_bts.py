@@ -57,6 +57,7 @@ from drivers.readings import (
     ProtectionLimits,
     StepMode,
 )
+from drivers.session import IdentityMismatch, log_fault
 from drivers.transport import open_transport
 
 log = logging.getLogger("drivers.neware_bts")
@@ -404,7 +405,7 @@ class NewareBtsCabinet:
             address=self.address,
         )
         if self._identity is not None and identity.serial != self._identity.serial:
-            raise InstrumentError(
+            raise IdentityMismatch(
                 f"a different cabinet answered after reconnect ({identity.serial!r}, "
                 f"was {self._identity.serial!r})",
                 address=self.address,
@@ -430,6 +431,8 @@ class NewareBtsCabinet:
             try:
                 self._transport.reopen()
                 self._login()
+            except IdentityMismatch:
+                raise
             except _RECOVERABLE as exc:
                 last = exc
                 log.warning("%s reconnect attempt %d failed: %s", self.address, attempt + 1, exc)
@@ -445,7 +448,7 @@ class NewareBtsCabinet:
             try:
                 return self._exchange(body, expect)
             except _RECOVERABLE as exc:
-                log.warning("%s %s failed: %s", self.address, expect, exc)
+                log_fault(self.address, f"{expect} {type(exc).__name__}", exc)
                 self._recover(exc)
                 if not resend:
                     raise

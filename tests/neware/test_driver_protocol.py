@@ -10,12 +10,14 @@ import pytest
 from drivers.errors import (
     InstrumentError,
     InstrumentReportedError,
+    LinkDown,
     ProtocolError,
     SettingError,
     TransportTimeout,
 )
 from drivers.neware_bts import NewareBtsCabinet
 from drivers.readings import ChannelState, CyclerStep, EndConditions, ProtectionLimits, StepMode
+from drivers.session import IdentityMismatch
 from station.instruments import CyclerChannel
 from tests.neware.scripted import ScriptedTransport, reply, request
 
@@ -312,3 +314,22 @@ def test_unknown_channel_names_the_known_ones(tmp_path: Path) -> None:
     cab, _ = cabinet([], tmp_path)
     with pytest.raises(SettingError, match="21-1-1, 21-1-2"):
         cab.channel("9-9-9")
+
+
+def test_a_different_cabinet_after_reconnect_is_refused(tmp_path: Path) -> None:
+    other = (DEVINFO[0], DEVINFO[1].replace("SIMULATED-7", "BTS-0042"))
+    cab, transport = cabinet([(INQUIRE, TransportTimeout("no reply")), LOGIN, other], tmp_path)
+    with pytest.raises(IdentityMismatch, match="BTS-0042"):
+        cab.channel("21-1-1").poll()
+    assert transport.done()
+
+
+def test_unreachable_cabinet_gives_link_down_after_the_attempts(tmp_path: Path) -> None:
+    down = LinkDown("refused")
+    transport = ScriptedTransport(
+        [LOGIN, DEVINFO, (INQUIRE, down), (LOGIN[0], down), (LOGIN[0], down)]
+    )
+    cab = NewareBtsCabinet(transport, step_dir=tmp_path, reconnect_attempts=2).connect()
+    with pytest.raises(LinkDown, match="after 2 attempts"):
+        cab.channel("21-1-1").poll()
+    assert transport.reopened == 2 and transport.done()
