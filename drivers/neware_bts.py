@@ -122,17 +122,18 @@ def parse_reply(text: str, *, address: str = "") -> NewareReply:
 class NewareFrameReader:
     """Split a byte stream into replies: tolerant of frames split across reads or merged in one.
 
-    ``feed`` returns every complete reply; garbage raises :class:`ProtocolError` (and is dropped,
-    so the stream resynchronises at the next terminator).
+    ``feed`` returns every complete reply in order. A garbage frame raises :class:`ProtocolError`
+    and is dropped, so the stream resynchronises at the next terminator; replies completed in the
+    same chunk are kept and come out of the next ``feed`` call (``feed(b"")`` collects them).
     """
 
     def __init__(self, *, address: str = "") -> None:
         self.address = address
         self._buffer = bytearray()
+        self._ready: list[NewareReply] = []
 
     def feed(self, data: bytes) -> list[NewareReply]:
         self._buffer += data
-        replies: list[NewareReply] = []
         term = TERMINATOR.encode("ascii")
         while True:
             index = self._buffer.find(term)
@@ -140,14 +141,18 @@ class NewareFrameReader:
                 if len(self._buffer) > MAX_FRAME_BYTES:
                     self._buffer.clear()
                     raise ProtocolError("no frame terminator within 1 MiB", address=self.address)
-                return replies
+                break
             frame = bytes(self._buffer[:index])
             del self._buffer[: index + len(term)]
             try:
                 text = frame.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise ProtocolError(f"reply is not UTF-8: {frame[:80]!r}") from exc
-            replies.append(parse_reply(text, address=self.address))
+                raise ProtocolError(
+                    f"reply is not UTF-8: {frame[:80]!r}", address=self.address
+                ) from exc
+            self._ready.append(parse_reply(text, address=self.address))
+        replies, self._ready = self._ready, []
+        return replies
 
 
 def _canonical_cmd(cmd: str) -> str:

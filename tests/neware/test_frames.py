@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -77,3 +78,11 @@ def test_random_bytes_raise_only_protocol_error(chunks: list[bytes]) -> None:
 def test_parse_reply_on_random_text_raises_only_protocol_error(text: str) -> None:
     with contextlib.suppress(ProtocolError):
         parse_reply(text)
+
+
+def test_garbage_between_frames_loses_neither_neighbour() -> None:
+    reader = NewareFrameReader()
+    stream = FRAMES[0] + b"\xff\xfe garbage" + TERM + FRAMES[2]
+    with pytest.raises(ProtocolError, match="UTF-8"):
+        reader.feed(stream)
+    assert [r.cmd for r in reader.feed(b"")] == ["connect_resp", "donwload_resp"]
