@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import tempfile
 import threading
 import uuid
 import xml.etree.ElementTree as ET
@@ -242,6 +243,7 @@ class DataRow:
     current_a: float
     capacity_ah: float
     energy_wh: float
+    temperature_c: float | None = None
 
 
 class NewareTransport(Protocol):
@@ -361,6 +363,7 @@ class NewareBtsCabinet:
         self._sleeper = sleeper
         self._identity: InstrumentIdentity | None = None
         self._pipelines: dict[str, Pipeline] = {}
+        self._devid_filter: str | None = None
         self._channels: dict[str, NewareChannel] = {}
         self._lock = threading.RLock()
         self.reconnects = 0
@@ -416,6 +419,8 @@ class NewareBtsCabinet:
                 address=self.address,
             )
         self._identity = identity
+        if self._devid_filter is not None:
+            pipelines = {k: p for k, p in pipelines.items() if p.devid == self._devid_filter}
         self._pipelines = pipelines
 
     def _exchange(self, body: str, expect: str) -> NewareReply:
@@ -469,6 +474,15 @@ class NewareBtsCabinet:
         if self._identity is None:
             raise LinkDown("cabinet not connected", address=self.address)
         return self._identity
+
+    def keep_devid(self, devid: str) -> None:
+        """Offer only the channels of device ``devid`` (one cabinet PC may serve several)."""
+        kept = {pid: p for pid, p in self._pipelines.items() if p.devid == devid}
+        if not kept:
+            devids = ", ".join(sorted({p.devid for p in self._pipelines.values()}))
+            raise SettingError(f"no channels with devid {devid} (cabinet has {devids})")
+        self._pipelines = kept
+        self._devid_filter = devid
 
     def pipeline_ids(self) -> list[str]:
         """Channel addresses ``devid-subdevid-chlid`` in the cabinet's order."""
@@ -567,6 +581,9 @@ class NewareBtsCabinet:
                     current_a=_float(e, "curr", address=a),
                     capacity_ah=_float(e, "cap", address=a),
                     energy_wh=_float(e, "eng", address=a),
+                    temperature_c=(
+                        _float(e, "temp", address=a) if e.get("temp") is not None else None
+                    ),
                 )
             )
         return testid, rows
@@ -700,6 +717,7 @@ class NewareChannel:
             step_time_s=row.testtime_s,
             voltage_v=row.voltage_v,
             current_a=row.current_a,
+            temperature_c=row.temperature_c,
             step_capacity_ah=self._sign * row.capacity_ah,
             step_energy_wh=self._sign * row.energy_wh,
         )
@@ -785,16 +803,25 @@ SETTING_KEYS = frozenset(
         "reconnect_backoff_s",
         "timeout_s",
         "max_consecutive_timeouts",
+        "devid",
     }
 )
+
+
+def default_step_dir() -> Path:
+    """Where step files go when the bench config names no ``step_dir``: right for a simulator or
+    a BTS PC on the same machine; a remote cabinet needs a share (``step_dir`` +
+    ``step_dir_remote``)."""
+    return Path(tempfile.gettempdir()) / "cell-grading-station" / "neware-steps"
 
 
 def open_from_settings(
     address: str, settings: Mapping[str, Any], *, clock: Sleeper | None = None
 ) -> NewareBtsCabinet:
-    """Registry entry: bench-config ``settings`` (``step_dir`` required) -> a connected cabinet.
+    """Registry entry: bench-config ``settings`` -> a connected cabinet.
 
-    ``clock`` (the station clock) paces the reconnect backoff.
+    ``step_dir`` defaults to :func:`default_step_dir`; ``devid`` (optional) keeps only the
+    channels of that device id. ``clock`` (the station clock) paces the reconnect backoff.
     """
     unknown = sorted(set(settings) - SETTING_KEYS)
     if unknown:
@@ -802,10 +829,14 @@ def open_from_settings(
             f"neware-bts: unknown setting {unknown[0]!r}; "
             f"accepted: {', '.join(sorted(SETTING_KEYS))}"
         )
-    if "step_dir" not in settings:
-        raise SettingError(
-            "neware-bts: setting 'step_dir' (where step files are written) is required"
-        )
     options = dict(settings)
-    step_dir = Path(options.pop("step_dir"))
-    return open_neware_bts(address, step_dir=step_dir, sleeper=clock, **options)
+    step_dir = Path(options.pop("step_dir", default_step_dir()))
+    devid = options.pop("devid", None)
+    cabinet = open_neware_bts(address, step_dir=step_dir, sleeper=clock, **options)
+    if devid is not None:
+        try:
+            cabinet.keep_devid(str(int(devid)))
+        except (SettingError, ValueError, TypeError) as exc:
+            cabinet.close()
+            raise SettingError(f"neware-bts: setting 'devid': {exc}") from exc
+    return cabinet

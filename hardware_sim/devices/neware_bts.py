@@ -11,7 +11,9 @@ cell, lazily: on every request the cabinet advances every working channel to the
 ``now()``, integrating in sub-steps no longer than the record interval (and at most
 ``MAX_TICK_S``), ending steps by their own cut-offs and tripping whole-programme protection into
 ``protect`` with a ``log_code``. Rows are recorded on the cabinet at the record interval / dV and
-at every step end, and ``download`` serves them by 1-based ``seqid``.
+at every step end, and ``download`` serves them by 1-based ``seqid``. Each row also carries the
+cell temperature as ``temp`` (degC, the channel's auxiliary thermocouple): a simulator extension,
+since the aux-data format of a real cabinet is not in the captures.
 
 Simulator log codes (the real cabinet's catalogue is not public; the driver passes codes on):
 ``100000`` test started, ``100001`` finished, ``100007`` stopped by the user, ``102000`` working;
@@ -81,7 +83,7 @@ class CellModel(Protocol):
 
 @dataclass(frozen=True)
 class Row:
-    """One recorded point: test time in s, step time in s, V, A (signed), |Ah|, |Wh|."""
+    """One recorded point: test time in s, step time in s, V, A (signed), |Ah|, |Wh|, degC."""
 
     seqid: int
     step_id: int
@@ -93,6 +95,7 @@ class Row:
     current_a: float
     capacity_ah: float
     energy_wh: float
+    temperature_c: float
 
 
 @dataclass
@@ -204,6 +207,7 @@ class SimChannel:
                 current_a=self.cell.current_a,
                 capacity_ah=abs(self.step_capacity_ah),
                 energy_wh=abs(self.step_energy_wh),
+                temperature_c=self.cell.temperature_c,
             )
         )
         self.last_record_s = self.t_s
@@ -568,7 +572,7 @@ class NewareCabinet(Personality):
                 f'steptype="{row.step_type}" testtime="{round(row.t_test_s * 1000)}" '
                 f'atime="{_atime(row.t_abs_s)}" volt="{_num(row.voltage_v)}" '
                 f'curr="{_num(row.current_a)}" cap="{_num(row.capacity_ah)}" '
-                f'eng="{_num(row.energy_wh)}" />'
+                f'eng="{_num(row.energy_wh)}" temp="{row.temperature_c:.2f}" />'
             )
         lines.append("</list>")
         return _lines(*lines)

@@ -213,6 +213,7 @@ def test_poll_downloads_every_row_across_chunks_and_keeps_position(tmp_path: Pat
     assert sample.step_capacity_ah == pytest.approx(-11 / 3600, abs=1e-9)  # discharge: negative
     assert sample.step_energy_wh == pytest.approx(-3.6 * 11 / 3600, abs=1e-9)
     assert sample.voltage_v == pytest.approx(3.7 - 11e-4, abs=1e-9)
+    assert sample.temperature_c is None, "rows without aux temperature (as captured) give None"
     second = channel.poll()
     assert second.state is ChannelState.FINISHED
     assert [s.step_time_s for s in second.samples] == [2003.0, 2004.0]

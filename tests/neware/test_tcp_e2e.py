@@ -76,6 +76,14 @@ def test_driver_and_cabinet_over_tcp_with_a_dropped_link(tmp_path: Path) -> None
             assert abs(samples[-1].step_capacity_ah - (-600.0 / 3600.0)) <= 1e-6
             assert abs(samples[-1].step_capacity_ah - (cell.charge_ah - charge0)) <= 1e-6
             assert all(2.5 < s.voltage_v < 4.2 for s in samples)
+            # Aux temperature: I^2 R heating warms the cell from ambient, never beyond the
+            # steady-state rise I^2 * R_dc * R_thermal (rows carry 0.01 degC).
+            p = cell.params
+            rise_max = 1.0**2 * p.dc_resistance_ohm * p.thermal_resistance_k_per_w
+            temps = [s.temperature_c for s in samples]
+            assert temps[0] == pytest.approx(p.ambient_c, abs=0.005)
+            assert all(t is not None for t in temps)
+            assert p.ambient_c < temps[-1] <= p.ambient_c + rise_max + 0.005  # type: ignore[operator]
             assert cells[0].charge_ah == 0.0
         finally:
             cab.close()
@@ -91,12 +99,14 @@ def test_registry_opens_the_cabinet_by_config_name(tmp_path: Path) -> None:
         address = f"tcp://127.0.0.1:{server.port}"
         with pytest.raises(SettingError, match="stepdir"):
             registry.open_instrument("neware-bts", address, {"stepdir": "x"})
-        with pytest.raises(SettingError, match="step_dir"):
-            registry.open_instrument("neware-bts", address, {})
+        with pytest.raises(SettingError, match="devid"):
+            registry.open_instrument(
+                "neware-bts", address, {"devid": 99, "step_dir": str(tmp_path)}
+            )
         cab = registry.open_instrument(
             "neware-bts",
             address,
-            {"step_dir": str(tmp_path), "timeout_s": 2.0},
+            {"step_dir": str(tmp_path), "timeout_s": 2.0, "devid": 27},
             clock=SystemClock(),
         )
         try:
