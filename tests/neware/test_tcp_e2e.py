@@ -115,3 +115,35 @@ def test_registry_opens_the_cabinet_by_config_name(tmp_path: Path) -> None:
             assert cab.identity.simulated
         finally:
             cab.close()
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["tcp://127.0.0.1:{port}", "TCPIP::127.0.0.1::{port}::SOCKET", "socket://127.0.0.1:{port}"],
+    ids=["raw-tcp", "visa-socket", "pyserial-socket"],
+)
+def test_same_driver_test_over_each_transport(tmp_path: Path, form: str) -> None:
+    clock = SimClock(1_800_000_000.0, speed=1000.0)
+    cells = [Cell(NMC.params(2.0), soc=0.5, t_s=clock.now()) for _ in range(2)]
+    with TcpServer(NewareCabinet(clock, cells, seed=2)) as server:
+        cab = open_neware_bts(form.format(port=server.port), step_dir=tmp_path, timeout_s=2.0)
+        try:
+            channel = cab.channel("27-1-2")
+            channel.arm_protection(LIMITS)
+            channel.start_step(
+                CyclerStep(StepMode.REST, end=EndConditions(time_s=60.0), record_interval_s=1.0)
+            )
+            samples: list[CyclerSample] = []
+            deadline = time.monotonic() + 20.0
+            while time.monotonic() < deadline:
+                status = channel.poll()
+                samples += status.samples
+                if status.state is not ChannelState.RUNNING:
+                    break
+                time.sleep(0.02)
+            assert status.state is ChannelState.FINISHED
+            assert [s.step_time_s for s in samples] == [float(i) for i in range(61)]
+            # At rest the terminal voltage equals the OCV at SOC 0.5 (no current, no leak).
+            assert samples[-1].voltage_v == pytest.approx(cells[1].ocv_v, abs=1e-6)
+        finally:
+            cab.close()
