@@ -245,13 +245,7 @@ class SimChannel:
         self.step_capacity_ah += 0.5 * (i_old + current) * dt_s / 3600.0
         self.step_energy_wh += 0.5 * (i_old * v_old + current * voltage) * dt_s / 3600.0
 
-        trip = self._protection_trip(voltage, current)
-        if trip is not None:
-            self._record()
-            self.cell.set_open_circuit()
-            self.workstatus = "protect"
-            self.log_code = trip
-            self._log(trip)
+        if self.check_protection():
             return
         if self._step_ended(step, voltage, current, v_old, dt_s):
             self._record()
@@ -269,6 +263,20 @@ class SimChannel:
             delta_v is not None and abs(voltage - self.last_record_v) >= delta_v
         ):
             self._record()
+
+    def check_protection(self) -> bool:
+        """Trip into ``protect`` (output open, row and log written) if a limit is exceeded now."""
+        if self.workstatus != "working" or self.programme is None:
+            return False
+        trip = self._protection_trip(self.cell.terminal_voltage_v, self.cell.current_a)
+        if trip is None:
+            return False
+        self._record()
+        self.cell.set_open_circuit()
+        self.workstatus = "protect"
+        self.log_code = trip
+        self._log(trip)
+        return True
 
     def _protection_trip(self, voltage: float, current: float) -> str | None:
         assert self.programme is not None
@@ -329,6 +337,7 @@ def _num(value: float) -> str:
 
 class NewareCabinet(Personality):
     kind = "neware-bts"
+    write_termination = TERMINATOR
 
     """The cabinet: channels keep running across client reconnects; one client at a time.
 
@@ -362,6 +371,8 @@ class NewareCabinet(Personality):
             unit, chl = divmod(index, channels_per_unit)
             channel = SimChannel(devid=devid, subdevid=unit + 1, chlid=chl + 1, cell=cell)
             self.channels[(devid, unit + 1, chl + 1)] = channel
+        # The fault injector's over-temperature fault heats every cell it finds here.
+        self.cells = list(cells)
         self.logged_in = False
         self._inbuf = b""
 
@@ -372,6 +383,12 @@ class NewareCabinet(Personality):
     def advance(self, now_s: float) -> None:
         for channel in self.channels.values():
             channel.advance(now_s)
+
+    def trip_over_temperature(self) -> None:
+        """Fault hook: the cells were just heated; channels protect at once on their limit."""
+        self.advance(self.clock.now())
+        for channel in self.channels.values():
+            channel.check_protection()
 
     # --- bytes in, bytes out ------------------------------------------------------------------
 
