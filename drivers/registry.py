@@ -88,7 +88,7 @@ register("hioki-bt4560", _bt4560)
 def _neware_bts(address: str, settings: Mapping[str, Any], **objects: Any) -> Any:
     from drivers import neware_bts
 
-    return neware_bts.open_from_settings(address, settings, clock=objects.get("clock"))
+    return neware_bts.open_from_settings(address, settings)
 
 
 register("neware-bts", _neware_bts)

@@ -20,7 +20,6 @@ import pytest
 from drivers.neware_bts import open_neware_bts
 from drivers.readings import ChannelState, CyclerStep, EndConditions, ProtectionLimits, StepMode
 from hardware_sim.devices.neware_stepfile import read_step_file
-from station.clock import SystemClock
 
 ADDRESS = os.environ.get("NEWARE_BTS_ADDRESS", "")
 pytestmark = pytest.mark.hardware
@@ -29,7 +28,7 @@ needs_cabinet = pytest.mark.skipif(not ADDRESS, reason="set NEWARE_BTS_ADDRESS t
 
 @needs_cabinet
 def test_real_cabinet_identity_channels_and_status(tmp_path: Path) -> None:
-    cab = open_neware_bts(ADDRESS, step_dir=tmp_path, timeout_s=10.0, sleeper=SystemClock())
+    cab = open_neware_bts(ADDRESS, step_dir=tmp_path, timeout_s=10.0)
     try:
         ids = cab.pipeline_ids()
         assert ids and all(len(pid.split("-")) == 3 for pid in ids)
@@ -52,7 +51,6 @@ def test_real_cabinet_runs_a_rest_step(tmp_path: Path) -> None:
         step_dir=Path(step_dir),
         step_dir_remote=os.environ.get("NEWARE_BTS_STEP_DIR_REMOTE"),
         timeout_s=10.0,
-        sleeper=SystemClock(),
     )
     try:
         channel = cab.channel(channel_id)
