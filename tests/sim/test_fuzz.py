@@ -59,23 +59,19 @@ def make(kind: str) -> Personality:
     return Keithley24xx(clock, cell=cell)
 
 
-@pytest.mark.parametrize("kind", ["bt3562", "bt4560", "keithley2450"])
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    chunks=st.lists(
-        st.one_of(
-            st.binary(max_size=40),
-            st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(
-                lambda ws: (";".join(ws) + "\n").encode()
-            ),
+CHUNKS = st.lists(
+    st.one_of(
+        st.binary(max_size=40),
+        st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(
+            lambda ws: (";".join(ws) + "\n").encode()
         ),
-        max_size=12,
     ),
-    gaps=st.lists(st.floats(min_value=0, max_value=500), min_size=12, max_size=12),
+    max_size=12,
 )
-def test_any_input_gives_ascii_replies_and_no_exception(
-    kind: str, chunks: list[bytes], gaps: list[float]
-) -> None:
+GAPS = st.lists(st.floats(min_value=0, max_value=500), min_size=12, max_size=12)
+
+
+def check_replies(kind: str, chunks: list[bytes], gaps: list[float]) -> None:
     p = make(kind)
     p.on_connect()
     last_due = -1.0
@@ -86,3 +82,20 @@ def test_any_input_gives_ascii_replies_and_no_exception(
             assert reply.data.endswith(p.write_termination)
             assert reply.due_s >= last_due  # replies never overtake each other
             last_due = reply.due_s
+
+
+@pytest.mark.parametrize("kind", ["bt3562", "bt4560", "keithley2450"])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=CHUNKS, gaps=GAPS)
+def test_any_input_gives_ascii_replies_and_no_exception(
+    kind: str, chunks: list[bytes], gaps: list[float]
+) -> None:
+    check_replies(kind, chunks, gaps)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["bt3562", "bt4560", "keithley2450"])
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=CHUNKS, gaps=GAPS)
+def test_any_input_soak(kind: str, chunks: list[bytes], gaps: list[float]) -> None:
+    check_replies(kind, chunks, gaps)
