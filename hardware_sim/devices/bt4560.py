@@ -66,9 +66,6 @@ class Bt4560(ScpiPersonality):
                 cell.advance_to(self.clock.now())
             self.cell = cell
 
-    def fault_cells(self) -> list[Cell]:
-        return [self.cell] if self.cell is not None else []
-
     def describe(self) -> dict[str, Any]:
         return {"model": self.model, "fixture": self.cell.cell_id if self.cell else None}
 
