@@ -114,6 +114,14 @@ class Personality(ABC):
         cell = getattr(self, "cell", None)
         return [cell] if isinstance(cell, Cell) else []
 
+    def cell_locations(self) -> dict[str, str]:
+        """Where each held cell sits, by cell id (the launcher prints ``<device>/<location>``).
+
+        Default: the 1-based position in :meth:`fault_cells`; a cycler may override it with its
+        channel addresses.
+        """
+        return {cell.cell_id: str(i + 1) for i, cell in enumerate(self.fault_cells())}
+
     def reply_at(self, data: bytes, earliest_s: float) -> Reply:
         """A reply due no earlier than ``earliest_s`` and not before the previous reply."""
         due = max(earliest_s, self._busy_until_s)
