@@ -205,7 +205,7 @@ class FaultInjector:
             _set(p, "forced", kind.value)
         elif kind is FaultKind.OVER_TEMPERATURE:
             now = p.clock.now()
-            for cell in _cells_of(p):
+            for cell in p.fault_cells():
                 cell.advance_to(now)
                 cell.set_temperature(fault.temperature_c)
             trip = getattr(p, "trip_over_temperature", None)
@@ -235,7 +235,7 @@ class FaultInjector:
         if kind is FaultKind.DROP_REPLY:
             return None
         if kind is FaultKind.GARBAGE:
-            terminator = getattr(p, "write_termination", b"\r\n")
+            terminator = p.write_termination
             junk = bytes(self._rng.randrange(0x80, 0x100) for _ in range(fault.n_bytes))
             return replace(reply, data=junk + terminator)
         if kind is FaultKind.TRUNCATE:
@@ -250,14 +250,6 @@ def _set(p: Personality, name: str, value: Any) -> None:
     if not hasattr(p, name):
         raise ValueError(f"{p.kind} does not support this fault (no {name!r})")
     setattr(p, name, value)
-
-
-def _cells_of(p: Personality) -> list[Any]:
-    cells = getattr(p, "cells", None)
-    if isinstance(cells, list | tuple):
-        return [c for c in cells if c is not None]
-    cell = getattr(p, "cell", None)
-    return [cell] if cell is not None else []
 
 
 def random_schedule(

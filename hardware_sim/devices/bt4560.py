@@ -108,6 +108,7 @@ class Bt4560(ScpiPersonality):
         t.add(":ZERO:CROSs", self._option("ZERO:CROSS"))
         t.add(":CALCulate:AVERage", self._option("AVERAGE"))
         t.add(":ADJust:SLOPe", self._option("SLOPE"))
+        t.add(":MEASure:VALid", self._option("MEASURE:VALID"))
         t.add(":FETCh", self._fetch)
         t.add(":READ", self._read)
         t.add(":ADJust", self._adjust)

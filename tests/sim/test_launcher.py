@@ -128,3 +128,59 @@ def test_bad_toml_names_the_problem(tmp_path: Path) -> None:
     path.write_text('[lot]\ncells = 1\n[[device]]\nkind = "bt3562"\n[[device]]\nkind = "bt4560"\n')
     with pytest.raises(ValueError, match="too few"):
         build_bench(load_description(path))
+
+
+def test_running_bench_with_pty_and_control_commands() -> None:
+    from hardware_sim.bench import build_bench as build
+    from hardware_sim.launcher import RunningBench
+
+    bench = build(
+        {
+            "bench": {"seed": 4},
+            "lot": {"preset": "new-cells", "cells": 4},
+            "device": [{"kind": "bt3562", "name": "acir"}],
+        },
+        speed=100.0,
+    )
+    running = RunningBench.start(bench, with_pty=True)
+    try:
+        doc = running.describe()
+        acir = doc["devices"][0]
+        assert acir["pty"].startswith("/dev/")
+        port = serial.serial_for_url(acir["pty"], timeout=2.0)
+        port.write(b"*IDN?\r\n")
+        assert port.read_until(b"\r\n") == b"HIOKI,BT3562,SIMULATED-4,V2.03\r\n"
+        port.close()
+        ctl = doc["control"]["tcp_port"]
+        assert control(ctl, {"cmd": "state"})["ok"]
+        assert control(ctl, {"cmd": "fault", "device": "acir", "fault": "drop_reply"})["ok"]
+        state = control(ctl, {"cmd": "state"})
+        assert state["devices"]["acir"]["active"] == ["drop_reply"]  # type: ignore[index]
+        assert control(ctl, {"cmd": "clear", "device": "acir"})["ok"]
+        with socket.create_connection(("127.0.0.1", acir["tcp_port"]), timeout=2.0) as sock:
+            assert control(ctl, {"cmd": "disconnect", "device": "acir", "offline_s": 0.2})["ok"]
+            assert sock.recv(10) == b""  # the server closed our link
+        assert control(ctl, {"cmd": "place", "device": "acir", "cell": None})["ok"]
+        assert bench.device("acir").personality.describe()["fixture"] is None
+        assert not control(ctl, {"cmd": "melt", "device": "acir"})["ok"]
+    finally:
+        running.stop()
+
+
+def test_printed_clock_builds_a_station_scaled_clock_on_the_same_time() -> None:
+    from hardware_sim.bench import build_bench as build
+    from hardware_sim.launcher import RunningBench
+    from station.clock import ScaledClock
+
+    bench = build({"device": [{"kind": "bt4560"}]}, speed=3600.0)
+    running = RunningBench.start(bench)
+    try:
+        c = running.describe()["clock"]
+        station_clock = ScaledClock(t0_s=c["t0_s"], w0_s=c["w0_s"], speed=c["speed"])
+        before = bench.clock.now()
+        seen = station_clock.now()
+        after = bench.clock.now()
+        # same formula and wall source: the station's reading falls between two of ours
+        assert before <= seen <= after
+    finally:
+        running.stop()
