@@ -71,7 +71,8 @@ RATINGS = {"2450": (200.0, 1.05), "2460": (100.0, 7.0), "2461": (100.0, 7.0)}
 PROTECTION_LEVELS_V = (2, 5, 10, 20, 40, 60, 80, 100, 120, 140, 160, 180)
 _MAX_ERRORS_READ = 10
 _MAX_READINGS_PER_QUERY = 1000
-_TRIGGER_COUNT = 1_000_000
+# The reading buffer holds 100,000 readings; the loop stops when it is full (27 h at 1 s).
+_TRIGGER_COUNT = 100_000
 # A CC discharge sent as CV at its floor approaches the floor from above; within this much the
 # floor counts as reached (V).
 _FLOOR_TOLERANCE_V = 0.001

@@ -48,7 +48,7 @@ ARM = [
 ]
 OUTPUT_ON = [
     (":TRAC:CLE", None),
-    (':TRIG:LOAD "SimpleLoop",1000000,1', None),
+    (':TRIG:LOAD "SimpleLoop",100000,1', None),
     (":OUTP:CURR:SMOD?", "HIMP"),
     (":OUTP:INT:TRIP?", "1"),
     (":OUTP ON", None),
@@ -161,7 +161,7 @@ def test_cc_discharge_is_cv_at_the_floor_with_ilim() -> None:
 def test_cccv_is_cv_at_end_voltage_with_ilim_and_record_interval() -> None:
     step = CyclerStep(StepMode.CCCV, current_a=1.0, voltage_v=4.2, record_interval_s=0.5)
     on = [
-        c if not c[0].startswith(":TRIG") else (':TRIG:LOAD "SimpleLoop",1000000,0.5', None)
+        c if not c[0].startswith(":TRIG") else (':TRIG:LOAD "SimpleLoop",100000,0.5', None)
         for c in OUTPUT_ON
     ]
     exchanges = [
@@ -195,7 +195,7 @@ def test_rest_turns_output_off_and_never_on() -> None:
         (":SOUR:CURR:VLIM?", "4.200000E+00"),
         (":SYST:ERR?", NOERR),
         (":TRAC:CLE", None),
-        (':TRIG:LOAD "SimpleLoop",1000000,1', None),
+        (':TRIG:LOAD "SimpleLoop",100000,1', None),
         (":INIT", None),
         (END, "1"),
         (':TRAC:DATA? 1,1,"defbuffer1",READ,SOUR,REL', "3.700000E+00,0.000000E+00,0.000000E+00"),
