@@ -203,7 +203,9 @@ class HiokiBT3562:
 
     def measure(self) -> AcirReading:
         """Trigger one reading (``:READ?``); statuses for over-range, no contact and reversal."""
-        raw = self._session.run(self._read_once, recover=self._recover)
+        raw = self._session.run(
+            self._read_once, recover=lambda transport: self._recover(transport, resync=False)
+        )
         status, resistance_ohm, voltage_v = self._parse(raw)
         self._last_raw = raw
         return AcirReading(
@@ -313,9 +315,13 @@ class HiokiBT3562:
             log_fault(self.address, "acir reply lost or corrupted; recovering with :FETC?", exc)
             return self._recover(transport)
 
-    def _recover(self, transport: Transport) -> str:
-        """Get the reading whose reply was lost without trusting a stale one."""
-        transport.clear(settle_s=min(self.read_timeout_s, 0.2))
+    def _recover(self, transport: Transport, *, resync: bool = True) -> str:
+        """Get the reading whose reply was lost without trusting a stale one.
+
+        ``resync`` re-aligns replies first (not needed on a link that was just reopened).
+        """
+        if resync:
+            self._session.resync(transport)
         reply = transport.query(":FETC?", timeout_s=self.read_timeout_s)
         if reply == self._last_raw:
             self._count_fault("stale_fetch")

@@ -212,7 +212,7 @@ class HiokiBT4560:
             kind = "reply_lost" if isinstance(exc, TransportTimeout) else "garbage"
             self.faults[kind] = self.faults.get(kind, 0) + 1
             log_fault(self.address, "eis reply lost or corrupted; recovering with :FETC?", exc)
-        transport.clear(settle_s=0.2)
+        self._session.resync(transport)
         reply = transport.query(":FETC?", timeout_s=timeout_s)
         if reply == self._last_raw:
             self.faults["stale_fetch"] = self.faults.get("stale_fetch", 0) + 1

@@ -454,7 +454,7 @@ class Keithley24xx:
                 log_fault(self.address, f"{kind} on {query}", exc)
                 if attempt == 2:
                     raise
-                transport.clear(settle_s=0.2)
+                self._session.resync(transport)
         raise AssertionError("unreachable")
 
     def _status(self, raw: list[RawReading], output_on: bool) -> ChannelStatus:
@@ -503,7 +503,12 @@ class Keithley24xx:
             log_fault(self.address, f"reading outside ratings: {reading}")
             return None
         previous = self._previous
-        if previous is not None:
+        if previous is None:
+            # The output came on at REL 0 with this step's set-point; the first interval counts at
+            # the first reading's values (rectangle), the rest by the trapezoid rule.
+            self._capacity_ah += current_a * reading.relative_s / 3600.0
+            self._energy_wh += voltage_v * current_a * reading.relative_s / 3600.0
+        else:
             dt_s = reading.relative_s - previous.step_time_s
             if dt_s < 0:
                 self._count_fault("time_backwards")

@@ -128,6 +128,28 @@ class Session:
             f"gave up after {self.backoff.attempts} reconnect attempts: {last}", address=address
         ) from last
 
+    def resync(self, transport: Transport, *, max_lines: int = 32) -> None:
+        """Re-align replies with questions after a timeout or a garbled reply.
+
+        A late reply would otherwise be taken for the answer to the next question. Replies come
+        back in order, so the driver asks ``*IDN?`` and discards every line up to the one ending
+        in this instrument's identity (a cut-off reply may prefix it on the same line).
+        """
+        identity = self.identity
+        marker = ",".join((identity.make, identity.model, identity.serial, identity.firmware))
+        dropped = transport.clear()
+        transport.write("*IDN?")
+        for _ in range(max_lines):
+            line = transport.read()
+            if ",".join(part.strip() for part in line.split(",")).endswith(marker):
+                log.info("%s resynchronised (dropped %r)", transport.address, dropped)
+                return
+            log.warning("%s dropped stale reply %r while resynchronising", transport.address, line)
+        raise ProtocolError(
+            f"no *IDN? reply among {max_lines} lines while resynchronising",
+            address=transport.address,
+        )
+
     def run(
         self,
         exchange: Callable[[Transport], T],

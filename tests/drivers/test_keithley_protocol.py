@@ -272,6 +272,21 @@ def test_poll_returns_instrument_timed_samples_with_capacity() -> None:
     assert last.step_energy_wh == pytest.approx(0.5 * (3.605 + 3.615) / 3600.0, rel=1e-12)
 
 
+def test_capacity_counts_from_the_step_start() -> None:
+    reply = "3.600000E+00,5.000000E-01,1.000000E+01,3.610000E+00,5.000000E-01,2.000000E+01"
+    data = ':TRAC:DATA? 1,2,"defbuffer1",READ,SOUR,REL'
+    exchanges = [*CONNECT, *ARM, *CC_CHARGE, (END, "2"), (data, reply), (":OUTP?", "1")]
+    with smu(exchanges) as k:
+        k.arm_protection(LIMITS)
+        k.start_step(CHARGE)
+        last = k.poll().samples[-1]
+    # Constant 0.5 A from REL 0 to 20 s: exactly 0.5 * 20 / 3600 Ah.
+    assert last.step_capacity_ah == pytest.approx(0.5 * 20 / 3600, rel=1e-12)
+    # Energy: 0.5 A * 3.6 V for the first 10 s, then the trapezoid 0.5 * (3.6 + 3.61) / 2 * 10.
+    expected_wh = (0.5 * 3.6 * 10 + 0.5 * (3.6 + 3.61) / 2 * 10) / 3600
+    assert last.step_energy_wh == pytest.approx(expected_wh, rel=1e-12)
+
+
 def test_poll_continues_from_the_last_index_and_finishes_at_end_voltage() -> None:
     exchanges = [
         *CONNECT,
@@ -328,8 +343,10 @@ def test_garbled_and_lost_poll_replies_are_asked_again() -> None:
         *ARM,
         *CC_CHARGE,
         (END, TIMEOUT),
+        ("*IDN?", IDN),
         (END, "3"),
         (DATA_1_3, THREE[:-6] + "\n"),
+        ("*IDN?", IDN),
         (DATA_1_3, THREE),
         (":OUTP?", "1"),
     ]
