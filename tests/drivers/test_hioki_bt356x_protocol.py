@@ -192,7 +192,9 @@ def test_garbage_reply_is_recovered_with_fetch() -> None:
 
 
 def test_truncated_reply_is_never_read_as_a_smaller_value() -> None:
-    with meter([*CONNECT, (":READ?", b"  12.345E-3, 3.70\r\n"), ("*IDN?", IDN), (":FETC?", GOOD)]) as m:
+    with meter(
+        [*CONNECT, (":READ?", b"  12.345E-3, 3.70\r\n"), ("*IDN?", IDN), (":FETC?", GOOD)]
+    ) as m:
         assert m.measure().voltage_v == pytest.approx(3.70123, rel=1e-12)
 
 

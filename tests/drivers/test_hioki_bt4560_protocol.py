@@ -125,7 +125,12 @@ def test_empty_sweep_refused() -> None:
 
 
 def test_garbage_point_recovered_with_fetch() -> None:
-    exchanges = [*CONNECT, *point("1000", "1.00000E+3", b"+1.2\xff\r\n"), ("*IDN?", IDN), (":FETC?", P1K)]
+    exchanges = [
+        *CONNECT,
+        *point("1000", "1.00000E+3", b"+1.2\xff\r\n"),
+        ("*IDN?", IDN),
+        (":FETC?", P1K),
+    ]
     with meter(exchanges) as m:
         assert m.sweep([1000]).points[0].status is ReadingStatus.VALID
         assert m.faults == {"garbage": 1}
