@@ -62,6 +62,8 @@ _FULL_SCALE_MARGIN = 1.1
 # the range a negative resistance is not a measurement.
 _NEGATIVE_TOLERANCE = 0.01
 _ZERO_ADJUST_TIMEOUT_S = 30.0
+# A fault can hit the recovery exchange itself; a few rounds make double faults a non-event.
+_RECOVERY_ATTEMPTS = 3
 
 
 def _classify(text: str, *, what: str, address: str) -> tuple[float, str]:
@@ -311,9 +313,16 @@ class HiokiBT3562:
             self._parse(reply)
             return reply
         except (TransportTimeout, ProtocolError) as exc:
-            self._count_fault("reply_lost" if isinstance(exc, TransportTimeout) else "garbage")
-            log_fault(self.address, "acir reply lost or corrupted; recovering with :FETC?", exc)
-            return self._recover(transport)
+            failure: TransportTimeout | ProtocolError = exc
+        for _ in range(_RECOVERY_ATTEMPTS):
+            kind = "reply_lost" if isinstance(failure, TransportTimeout) else "garbage"
+            self._count_fault(kind)
+            log_fault(self.address, f"acir {kind}; recovering with :FETC?", failure)
+            try:
+                return self._recover(transport)
+            except (TransportTimeout, ProtocolError) as exc:
+                failure = exc
+        raise failure
 
     def _recover(self, transport: Transport, *, resync: bool = True) -> str:
         """Get the reading whose reply was lost without trusting a stale one.

@@ -50,6 +50,7 @@ _BAD_CONNECTION_V = 1e8
 _OVER_RANGE_OHM = 1e8
 _ZERO_ADJUST_TIMEOUT_S = 60.0
 _FREQ_READBACK_REL = 1e-4
+_RECOVERY_ATTEMPTS = 3
 
 
 def measurement_time_s(frequency_hz: float) -> float:
@@ -209,9 +210,18 @@ class HiokiBT4560:
             parse_impedance_reply(reply, frequency_hz=frequency_hz, address=transport.address)
             return reply
         except (TransportTimeout, ProtocolError) as exc:
-            kind = "reply_lost" if isinstance(exc, TransportTimeout) else "garbage"
+            failure: TransportTimeout | ProtocolError = exc
+        for _ in range(_RECOVERY_ATTEMPTS):
+            kind = "reply_lost" if isinstance(failure, TransportTimeout) else "garbage"
             self.faults[kind] = self.faults.get(kind, 0) + 1
-            log_fault(self.address, "eis reply lost or corrupted; recovering with :FETC?", exc)
+            log_fault(self.address, f"eis {kind}; recovering with :FETC?", failure)
+            try:
+                return self._recover(transport, frequency_hz, timeout_s)
+            except (TransportTimeout, ProtocolError) as exc:
+                failure = exc
+        raise failure
+
+    def _recover(self, transport: Transport, frequency_hz: float, timeout_s: float) -> str:
         self._session.resync(transport)
         reply = transport.query(":FETC?", timeout_s=timeout_s)
         if reply == self._last_raw:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.errors import (
+    InstrumentError,
     InstrumentReportedError,
     InterlockOpen,
     LinkDown,
@@ -70,6 +71,8 @@ RATINGS = {"2450": (200.0, 1.05), "2460": (100.0, 7.0), "2461": (100.0, 7.0)}
 # or above the armed maximum so the instrument clamps close to the cell's limit.
 PROTECTION_LEVELS_V = (2, 5, 10, 20, 40, 60, 80, 100, 120, 140, 160, 180)
 _MAX_ERRORS_READ = 10
+# Read-only queries are asked again after a lost or garbled reply (a fault may hit the retry).
+_QUERY_ATTEMPTS = 3
 _MAX_READINGS_PER_QUERY = 1000
 # The reading buffer holds 100,000 readings; the loop stops when it is full (27 h at 1 s).
 _TRIGGER_COUNT = 100_000
@@ -238,7 +241,7 @@ class Keithley24xx:
             self._verify_off_state(transport)
             self._check_errors(transport, after="arm_protection")
 
-        self._session.run(exchange, recover=exchange)
+        self._run_idempotent(exchange)
         self._limits = limits
         self._protection_level_v = float(level)
         return ProtectionLimits(
@@ -254,8 +257,10 @@ class Keithley24xx:
             self._session.run(
                 lambda transport: self._start(transport, plan, step.record_interval_s)
             )
-        except LinkDown:
-            self._emergency_off()
+        except (LinkDown, TransportTimeout, ProtocolError) as exc:
+            # The output state is unknown: make it safe, never re-send the step.
+            log_fault(self.address, "step start interrupted; turning the output off", exc)
+            self._emergency_off(resync=not isinstance(exc, LinkDown))
             raise
         self._step = step
         self._plan = plan
@@ -301,7 +306,7 @@ class Keithley24xx:
                     "output still on after :OUTP OFF", address=self.address
                 )
 
-        self._session.run(exchange, recover=exchange)
+        self._run_idempotent(exchange)
         self._plan = None
         self._step = None
 
@@ -433,15 +438,33 @@ class Keithley24xx:
         output_on = parse_on_off(self._query_with_retry(transport, ":OUTP?"))
         return readings, output_on
 
+    def _run_idempotent(self, exchange: Callable[[Transport], None]) -> None:
+        """Run an exchange that is safe to repeat (write-and-read-back), retrying line faults."""
+        for attempt in range(1, _QUERY_ATTEMPTS + 1):
+            try:
+                self._session.run(exchange, recover=exchange)
+                return
+            except (TransportTimeout, ProtocolError) as exc:
+                log_fault(self.address, "retrying an idempotent exchange", exc)
+                if attempt == _QUERY_ATTEMPTS:
+                    raise
+                try:
+                    self._session.resync(self._session.transport)
+                except (TransportTimeout, ProtocolError) as again:
+                    log_fault(self.address, "resync failed", again)
+
     def _query_with_retry(
         self,
         transport: Transport,
         query: str,
         check: Callable[[str], object] | None = None,
     ) -> str:
-        """A read-only query, asked once more after a timeout or a garbled reply."""
-        for attempt in (1, 2):
+        """A read-only query, asked again (after a resync) when a reply is lost or garbled."""
+        failure: TransportTimeout | ProtocolError | None = None
+        for _ in range(_QUERY_ATTEMPTS):
             try:
+                if failure is not None:
+                    self._session.resync(transport)
                 reply = transport.query(query)
                 if check is not None:
                     check(reply)
@@ -452,10 +475,9 @@ class Keithley24xx:
                 kind = "reply_lost" if isinstance(exc, TransportTimeout) else "garbage"
                 self._count_fault(kind)
                 log_fault(self.address, f"{kind} on {query}", exc)
-                if attempt == 2:
-                    raise
-                self._session.resync(transport)
-        raise AssertionError("unreachable")
+                failure = exc
+        assert failure is not None
+        raise failure
 
     def _status(self, raw: list[RawReading], output_on: bool) -> ChannelStatus:
         plan = self._plan
@@ -636,12 +658,15 @@ class Keithley24xx:
     def _count_fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
 
-    def _emergency_off(self) -> None:
+    def _emergency_off(self, *, resync: bool = False) -> None:
         """Best effort output off after a failed start (safe to repeat)."""
+        transport = self._session.transport
         try:
-            with self._session.transport.lock:
-                self._session.transport.write(":OUTP OFF")
-        except Exception as exc:
+            with transport.lock:
+                if resync:
+                    self._session.resync(transport)
+                transport.write(":OUTP OFF")
+        except InstrumentError as exc:
             log.error("%s could not turn the output off: %s", self.address, exc)
 
     # -- watchdog -------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ class Session:
         self._sleep = sleep
         self._identity: InstrumentIdentity | None = None
         self.reconnects = 0
+        self.max_reconnects_per_call = 2
 
     @property
     def identity(self) -> InstrumentIdentity:
@@ -164,14 +165,20 @@ class Session:
         try:
             return exchange(self.transport)
         except LinkDown as exc:
-            self.reconnect(exc)
+            cause = exc
+        for _ in range(self.max_reconnects_per_call):
+            self.reconnect(cause)
             if recover is None:
                 raise LinkDown(
-                    f"link was down during a command with unknown effect ({exc}); reconnected, "
-                    "not re-sent",
+                    f"link was down during a command with unknown effect ({cause}); "
+                    "reconnected, not re-sent",
                     address=self.transport.address,
-                ) from exc
-            return recover(self.transport)
+                ) from cause
+            try:
+                return recover(self.transport)
+            except LinkDown as exc:
+                cause = exc
+        raise cause
 
     def close(self) -> None:
         self.transport.close()
