@@ -331,7 +331,12 @@ class HiokiBT3562:
         """
         if resync:
             self._session.resync(transport)
-        reply = transport.query(":FETC?", timeout_s=self.read_timeout_s)
+        try:
+            reply = transport.query(":FETC?", timeout_s=self.read_timeout_s)
+        except TransportTimeout as exc:
+            log_fault(self.address, ":FETC? got no reply; measuring again", exc)
+            self._session.resync(transport)
+            reply = transport.query(":READ?", timeout_s=self.read_timeout_s)
         if reply == self._last_raw:
             self._count_fault("stale_fetch")
             log_fault(self.address, ":FETC? returned the previous reading; measuring again")

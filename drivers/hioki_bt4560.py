@@ -194,9 +194,23 @@ class HiokiBT4560:
         return parse_impedance_reply(raw, frequency_hz=frequency_hz, address=self.address)
 
     def _set_frequency(self, transport: Transport, frequency_hz: float) -> None:
-        transport.write(f":FREQ {format_number(frequency_hz)}")
-        reply = transport.query(":FREQ?")
-        held = parse_number(reply, what=":FREQ?", address=transport.address)
+        """Set and read back the frequency; setting it again is harmless, so faults just retry."""
+        failure: TransportTimeout | ProtocolError | None = None
+        for _ in range(_RECOVERY_ATTEMPTS):
+            try:
+                if failure is not None:
+                    self._session.resync(transport)
+                transport.write(f":FREQ {format_number(frequency_hz)}")
+                reply = transport.query(":FREQ?")
+                held = parse_number(reply, what=":FREQ?", address=transport.address)
+                break
+            except (TransportTimeout, ProtocolError) as exc:
+                self.faults["frequency_retry"] = self.faults.get("frequency_retry", 0) + 1
+                log_fault(self.address, "frequency read-back failed; setting it again", exc)
+                failure = exc
+        else:
+            assert failure is not None
+            raise failure
         if abs(held - frequency_hz) > _FREQ_READBACK_REL * frequency_hz:
             raise InstrumentReportedError(
                 f"frequency set to {frequency_hz:g} Hz but the meter holds {held:g} Hz",
@@ -223,7 +237,13 @@ class HiokiBT4560:
 
     def _recover(self, transport: Transport, frequency_hz: float, timeout_s: float) -> str:
         self._session.resync(transport)
-        reply = transport.query(":FETC?", timeout_s=timeout_s)
+        try:
+            reply = transport.query(":FETC?", timeout_s=timeout_s)
+        except TransportTimeout as exc:
+            # No reading to fetch (the trigger never arrived): measure the point afresh.
+            log_fault(self.address, ":FETC? got no reply; triggering again", exc)
+            self._session.resync(transport)
+            reply = transport.query("*TRG;*WAI;:FETC?", timeout_s=timeout_s)
         if reply == self._last_raw:
             self.faults["stale_fetch"] = self.faults.get("stale_fetch", 0) + 1
             log_fault(self.address, ":FETC? returned the previous point; measuring again")

@@ -190,6 +190,7 @@ class Keithley24xx:
         self._capacity_ah = 0.0
         self._energy_wh = 0.0
         self._finished = False
+        self._stopped = False
         self._last_poll_s = monotonic()
         self._watchdog_stop = threading.Event()
         self._watchdog_thread: threading.Thread | None = None
@@ -274,6 +275,7 @@ class Keithley24xx:
         self._capacity_ah = 0.0
         self._energy_wh = 0.0
         self._finished = False
+        self._stopped = False
         self._kick_watchdog()
         if plan.output_on:
             self._start_watchdog()
@@ -292,7 +294,10 @@ class Keithley24xx:
         if self._plan is None:
             return ChannelStatus(ChannelState.IDLE)
         raw, output_on = self._session.run(self._read_new, recover=self._read_new)
-        return self._status(raw, output_on)
+        status = self._status(raw, output_on)
+        if self._stopped:
+            return ChannelStatus(ChannelState.IDLE, status.samples, self._step_index)
+        return status
 
     def stop(self) -> None:
         """Output off (HIMP) and verified off, trigger model aborted. Idempotent."""
@@ -307,8 +312,8 @@ class Keithley24xx:
                 )
 
         self._run_idempotent(exchange)
-        self._plan = None
-        self._step = None
+        # The plan stays so the next poll still delivers readings taken before the stop.
+        self._stopped = True
 
     def close(self) -> None:
         """Stop the watchdog and close the link (the output stays as it is: call stop() first)."""

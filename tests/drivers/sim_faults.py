@@ -57,7 +57,8 @@ class FaultInjector:
             self.messages += 1
             kind = self._next_kind()
             if kind == "busy" and data.count(b"\n") > 1:
-                kind = None  # only ever swallow a lone query, never set-up commands with it
+                # Only ever swallow a lone query, never set-up commands with it: try the next one.
+                self._armed, kind = kind, None
             if kind == "busy":
                 self.injected.append(kind)
                 self._for_reply = None
