@@ -143,9 +143,11 @@ class Session:
         for _ in range(max_lines):
             line = transport.read()
             if ",".join(part.strip() for part in line.split(",")).endswith(marker):
-                log.info("%s resynchronised (dropped %r)", transport.address, dropped)
+                log.info("%s resynchronised (dropped %r)", transport.address, dropped[:120])
                 return
-            log.warning("%s dropped stale reply %r while resynchronising", transport.address, line)
+            log.warning(
+                "%s dropped stale reply %r while resynchronising", transport.address, line[:120]
+            )
         raise ProtocolError(
             f"no *IDN? reply among {max_lines} lines while resynchronising",
             address=transport.address,
