@@ -92,7 +92,6 @@ class Bench:
                 "id": lc.cell_id,
                 "held_by": holder.get(lc.cell_id),
                 "rated": dict(lc.cell.rated),
-                "defect": lc.defect.value if lc.defect else None,
             }
             for lc in self.lot
         ]

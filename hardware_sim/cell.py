@@ -208,6 +208,7 @@ class Cell:
     ) -> None:
         self._params = params
         self._arcs = params.arcs()
+        self._decay_cache: dict[float, tuple[list[float], float]] = {}
         self._soc_table = list(params.ocv_soc)
         self._v_table = list(params.ocv_v)
         self._t_s = float(t_s)
@@ -325,6 +326,7 @@ class Cell:
             self._v_arcs = [0.0] * len(arcs)
         self._params = params
         self._arcs = arcs
+        self._decay_cache.clear()
         self._soc_table = list(params.ocv_soc)
         self._v_table = list(params.ocv_v)
 
@@ -406,17 +408,23 @@ class Cell:
         if lo == hi or self._setpoint_v is None:
             self._commit(self._propagate(dt, lo), lo)
             return dt
-        current = min(max(self._cv_current(dt), lo), hi)
-        # Still in CC at the start but the clamp is reached within dt: run CC up to the crossing
-        # instead of starting the taper early.
+        # Still in CC at the start: if the clamp is not reached within dt this is a plain CC step;
+        # if it is, run CC up to the crossing instead of starting the taper early.
         for bound, sign in ((hi, 1.0), (lo, -1.0)):
-            if bound == 0.0 or current == bound or abs(self._current_a - bound) > 1e-12:
+            if bound == 0.0 or abs(self._current_a - bound) > 1e-12:
                 continue
+            end = self._propagate(dt, bound)
+            v_end = self._voltage(end.soc, end.v_arcs, end.hysteresis_v, bound)
+            if (v_end - self._setpoint_v) * sign <= 0:
+                self._commit(end, bound)
+                return dt
             start_v = self._voltage(self._soc, self._v_arcs, self._h, bound)
             if (self._setpoint_v - start_v) * sign > CLAMP_MARGIN_V:
                 dt = self._crossing_time(dt, bound)
                 self._commit(self._propagate(dt, bound), bound)
                 return dt
+            break
+        current = min(max(self._cv_current(dt), lo), hi)
         self._commit(self._propagate(dt, current), current)
         return dt
 
@@ -435,12 +443,30 @@ class Cell:
                 lo_t = mid
         return max(lo_t, 1e-12)
 
+    def _decays(self, dt: float) -> tuple[list[float], float]:
+        """exp(-dt/tau) per arc and for the thermal mass; hosts poll at fixed intervals, so the
+        same dt comes back again and again and is worth caching."""
+        cached = self._decay_cache.get(dt)
+        if cached is None:
+            if len(self._decay_cache) > 256:
+                self._decay_cache.clear()
+            arcs = [math.exp(-dt / tau) for _r, tau in self._arcs]
+            p = self._params
+            thermal = math.exp(-dt / (p.thermal_resistance_k_per_w * p.thermal_mass_j_per_k))
+            cached = (arcs, thermal)
+            self._decay_cache[dt] = cached
+        return cached
+
     def _propagate(self, dt: float, current: float) -> _State:
         p = self._params
+        decays, thermal_decay = self._decays(dt)
         v_arcs = []
-        for (r, tau), v in zip(self._arcs, self._v_arcs, strict=True):
-            e = math.exp(-dt / tau)
-            v_arcs.append(v * e + r * current * (1.0 - e))
+        heat_w = current * current * p.r0_ohm
+        for (r, _tau), v, e in zip(self._arcs, self._v_arcs, decays, strict=True):
+            v_new = v * e + r * current * (1.0 - e)
+            v_arcs.append(v_new)
+            heat_w += v_new * v_new / r
+        heat_w += self._runaway_w(self._temperature_c)
         leak_a = self._leak_current(self._soc)
         soc = self._soc + (current - leak_a) * dt / (3600.0 * p.capacity_ah)
         h = self._h
@@ -448,10 +474,8 @@ class Cell:
             target = p.hysteresis_v if current > 0 else -p.hysteresis_v
             decay = math.exp(-abs(current) * dt * p.hysteresis_rate / (3600.0 * p.capacity_ah))
             h = target + (h - target) * decay
-        heat_w = self._heat_w(current, v_arcs, self._temperature_c)
         t_inf = p.ambient_c + heat_w * p.thermal_resistance_k_per_w
-        tau_th = p.thermal_resistance_k_per_w * p.thermal_mass_j_per_k
-        temp = t_inf + (self._temperature_c - t_inf) * math.exp(-dt / tau_th)
+        temp = t_inf + (self._temperature_c - t_inf) * thermal_decay
         return _State(
             t_s=self._t_s + dt,
             soc=soc,
@@ -474,14 +498,17 @@ class Cell:
         self._current_a = self._solve_current(0.0) if self._setpoint_v is not None else current
 
     def _heat_w(self, current: float, v_arcs: list[float], temperature_c: float) -> float:
-        p = self._params
-        heat = current * current * p.r0_ohm
+        heat = current * current * self._params.r0_ohm
         for (r, _tau), v in zip(self._arcs, v_arcs, strict=True):
             heat += v * v / r
-        if temperature_c > p.runaway_onset_c:
-            excess = (temperature_c - p.runaway_onset_c) / RUNAWAY_SCALE_K
-            heat += min(p.runaway_power_w * math.exp(min(excess, 50.0)), RUNAWAY_MAX_POWER_W)
-        return heat
+        return heat + self._runaway_w(temperature_c)
+
+    def _runaway_w(self, temperature_c: float) -> float:
+        p = self._params
+        if temperature_c <= p.runaway_onset_c:
+            return 0.0
+        excess = (temperature_c - p.runaway_onset_c) / RUNAWAY_SCALE_K
+        return min(p.runaway_power_w * math.exp(min(excess, 50.0)), RUNAWAY_MAX_POWER_W)
 
     def _leak_current(self, soc: float) -> float:
         r = self._params.leak_resistance_ohm

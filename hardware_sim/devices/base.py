@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hardware_sim.cell import Cell
 from hardware_sim.clock import SimClock
 
 
@@ -59,6 +60,8 @@ class Personality(ABC):
     """
 
     kind: str = ""
+    #: the bytes that end one reply message (fault injection frames its garbage with them)
+    write_termination: bytes = b"\r\n"
 
     def __init__(self, clock: SimClock, *, seed: int = 0) -> None:
         self.clock = clock
@@ -99,6 +102,18 @@ class Personality(ABC):
         """Kind-specific facts for the launcher's JSON (cells held, channels, ...)."""
         return {}
 
+    def fault_cells(self) -> list[Cell]:
+        """The cells an over-temperature fault heats (those at this device's terminals).
+
+        By default the ``cells`` attribute (a list, e.g. one per cycler channel) or the ``cell``
+        attribute (a fixture or a single-channel source), if the personality has one.
+        """
+        cells = getattr(self, "cells", None)
+        if isinstance(cells, list | tuple):
+            return [c for c in cells if isinstance(c, Cell)]
+        cell = getattr(self, "cell", None)
+        return [cell] if isinstance(cell, Cell) else []
+
     def reply_at(self, data: bytes, earliest_s: float) -> Reply:
         """A reply due no earlier than ``earliest_s`` and not before the previous reply."""
         due = max(earliest_s, self._busy_until_s)
@@ -113,7 +128,6 @@ class LinePersonality(Personality):
     ``write_termination``. Subclasses implement :meth:`handle_line`.
     """
 
-    write_termination: bytes = b"\r\n"
     max_line_bytes: int = 4096
 
     def __init__(self, clock: SimClock, *, seed: int = 0) -> None:

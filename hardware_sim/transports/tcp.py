@@ -16,11 +16,13 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import sys
 import threading
 import time
+import traceback
 from types import TracebackType
 
-from hardware_sim.devices.base import Personality, ReplyQueue
+from hardware_sim.devices.base import Personality, Reply, ReplyQueue
 
 POLL_S = 0.05
 
@@ -154,7 +156,7 @@ class TcpServer:
                         return 0.0
                     if not data:
                         return 0.0
-                    queue.push(self.personality.receive(data))
+                    queue.push(self._receive(data))
                 for reply in queue.pop_due():
                     if reply.data:
                         try:
@@ -167,6 +169,14 @@ class TcpServer:
         finally:
             with self.personality.lock:
                 self.personality.on_disconnect()
+
+    def _receive(self, data: bytes) -> list[Reply]:
+        """A personality bug must not kill the server: report it and answer nothing."""
+        try:
+            return self.personality.receive(data)
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+            return []
 
     def _close_client(self) -> None:
         if self._client is not None:

@@ -254,3 +254,13 @@ def test_bad_params_name_the_field() -> None:
         params(capacity_ah=0.0)
     with pytest.raises(ValueError, match="increasing"):
         params(ocv_soc=(0.0, 0.5, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0))
+
+
+@pytest.mark.slow
+def test_cccv_then_c3_discharge_on_a_running_clock_at_speed_3600() -> None:
+    """The same cycle on wall time at speed 3600 (about 5 s of wall time): polling lateness of
+    a real loop must not move the capacity outside 0.5 %."""
+    clock = SimClock(speed=3600.0)
+    cell = Cell(params(), soc=0.0, t_s=clock.now())
+    capacity = cccv_then_discharge(clock, cell, poll_s=10.0)
+    assert capacity == pytest.approx(3.0, rel=5e-3)

@@ -33,6 +33,14 @@ def over_tcp(meter: Bt356x) -> Iterator[dict[str, str]]:
 
 
 @contextmanager
+def over_tcp_as_serial_visa(meter: Bt356x) -> Iterator[dict[str, str]]:
+    """The same TCP server reached as VISA ``ASRLsocket://...::INSTR`` (serial-VISA path)."""
+    with TcpServer(meter) as server:
+        a = server.addresses()
+        yield {"pyserial": str(a["pyserial"]), "visa": str(a["visa_asrl"])}
+
+
+@contextmanager
 def over_pty(meter: Bt356x) -> Iterator[dict[str, str]]:
     with PtyServer(meter) as pty:
         yield {"pyserial": pty.path, "visa": f"ASRL{pty.path}::INSTR"}
@@ -50,6 +58,7 @@ def over_sim(meter: Bt356x) -> Iterator[dict[str, str]]:
 
 TRANSPORTS: list[Callable[[Bt356x], AbstractContextManager[dict[str, str]]]] = [
     over_tcp,
+    over_tcp_as_serial_visa,
     pytest.param(over_pty, marks=posix_only),  # type: ignore[list-item]
     over_sim,
 ]
