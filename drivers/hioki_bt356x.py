@@ -62,6 +62,8 @@ _FULL_SCALE_MARGIN = 1.1
 # the range a negative resistance is not a measurement.
 _NEGATIVE_TOLERANCE = 0.01
 _ZERO_ADJUST_TIMEOUT_S = 30.0
+# A fault can hit the recovery exchange itself; a few rounds make double faults a non-event.
+_RECOVERY_ATTEMPTS = 3
 
 
 def _classify(text: str, *, what: str, address: str) -> tuple[float, str]:
@@ -203,7 +205,9 @@ class HiokiBT3562:
 
     def measure(self) -> AcirReading:
         """Trigger one reading (``:READ?``); statuses for over-range, no contact and reversal."""
-        raw = self._session.run(self._read_once, recover=self._recover)
+        raw = self._session.run(
+            self._read_once, recover=lambda transport: self._recover(transport, resync=False)
+        )
         status, resistance_ohm, voltage_v = self._parse(raw)
         self._last_raw = raw
         return AcirReading(
@@ -309,14 +313,30 @@ class HiokiBT3562:
             self._parse(reply)
             return reply
         except (TransportTimeout, ProtocolError) as exc:
-            self._count_fault("reply_lost" if isinstance(exc, TransportTimeout) else "garbage")
-            log_fault(self.address, "acir reply lost or corrupted; recovering with :FETC?", exc)
-            return self._recover(transport)
+            failure: TransportTimeout | ProtocolError = exc
+        for _ in range(_RECOVERY_ATTEMPTS):
+            kind = "reply_lost" if isinstance(failure, TransportTimeout) else "garbage"
+            self._count_fault(kind)
+            log_fault(self.address, f"acir {kind}; recovering with :FETC?", failure)
+            try:
+                return self._recover(transport)
+            except (TransportTimeout, ProtocolError) as exc:
+                failure = exc
+        raise failure
 
-    def _recover(self, transport: Transport) -> str:
-        """Get the reading whose reply was lost without trusting a stale one."""
-        transport.clear(settle_s=min(self.read_timeout_s, 0.2))
-        reply = transport.query(":FETC?", timeout_s=self.read_timeout_s)
+    def _recover(self, transport: Transport, *, resync: bool = True) -> str:
+        """Get the reading whose reply was lost without trusting a stale one.
+
+        ``resync`` re-aligns replies first (not needed on a link that was just reopened).
+        """
+        if resync:
+            self._session.resync(transport)
+        try:
+            reply = transport.query(":FETC?", timeout_s=self.read_timeout_s)
+        except TransportTimeout as exc:
+            log_fault(self.address, ":FETC? got no reply; measuring again", exc)
+            self._session.resync(transport)
+            reply = transport.query(":READ?", timeout_s=self.read_timeout_s)
         if reply == self._last_raw:
             self._count_fault("stale_fetch")
             log_fault(self.address, ":FETC? returned the previous reading; measuring again")

@@ -50,6 +50,7 @@ _BAD_CONNECTION_V = 1e8
 _OVER_RANGE_OHM = 1e8
 _ZERO_ADJUST_TIMEOUT_S = 60.0
 _FREQ_READBACK_REL = 1e-4
+_RECOVERY_ATTEMPTS = 3
 
 
 def measurement_time_s(frequency_hz: float) -> float:
@@ -193,9 +194,23 @@ class HiokiBT4560:
         return parse_impedance_reply(raw, frequency_hz=frequency_hz, address=self.address)
 
     def _set_frequency(self, transport: Transport, frequency_hz: float) -> None:
-        transport.write(f":FREQ {format_number(frequency_hz)}")
-        reply = transport.query(":FREQ?")
-        held = parse_number(reply, what=":FREQ?", address=transport.address)
+        """Set and read back the frequency; setting it again is harmless, so faults just retry."""
+        failure: TransportTimeout | ProtocolError | None = None
+        for _ in range(_RECOVERY_ATTEMPTS):
+            try:
+                if failure is not None:
+                    self._session.resync(transport)
+                transport.write(f":FREQ {format_number(frequency_hz)}")
+                reply = transport.query(":FREQ?")
+                held = parse_number(reply, what=":FREQ?", address=transport.address)
+                break
+            except (TransportTimeout, ProtocolError) as exc:
+                self.faults["frequency_retry"] = self.faults.get("frequency_retry", 0) + 1
+                log_fault(self.address, "frequency read-back failed; setting it again", exc)
+                failure = exc
+        else:
+            assert failure is not None
+            raise failure
         if abs(held - frequency_hz) > _FREQ_READBACK_REL * frequency_hz:
             raise InstrumentReportedError(
                 f"frequency set to {frequency_hz:g} Hz but the meter holds {held:g} Hz",
@@ -209,11 +224,26 @@ class HiokiBT4560:
             parse_impedance_reply(reply, frequency_hz=frequency_hz, address=transport.address)
             return reply
         except (TransportTimeout, ProtocolError) as exc:
-            kind = "reply_lost" if isinstance(exc, TransportTimeout) else "garbage"
+            failure: TransportTimeout | ProtocolError = exc
+        for _ in range(_RECOVERY_ATTEMPTS):
+            kind = "reply_lost" if isinstance(failure, TransportTimeout) else "garbage"
             self.faults[kind] = self.faults.get(kind, 0) + 1
-            log_fault(self.address, "eis reply lost or corrupted; recovering with :FETC?", exc)
-        transport.clear(settle_s=0.2)
-        reply = transport.query(":FETC?", timeout_s=timeout_s)
+            log_fault(self.address, f"eis {kind}; recovering with :FETC?", failure)
+            try:
+                return self._recover(transport, frequency_hz, timeout_s)
+            except (TransportTimeout, ProtocolError) as exc:
+                failure = exc
+        raise failure
+
+    def _recover(self, transport: Transport, frequency_hz: float, timeout_s: float) -> str:
+        self._session.resync(transport)
+        try:
+            reply = transport.query(":FETC?", timeout_s=timeout_s)
+        except TransportTimeout as exc:
+            # No reading to fetch (the trigger never arrived): measure the point afresh.
+            log_fault(self.address, ":FETC? got no reply; triggering again", exc)
+            self._session.resync(transport)
+            reply = transport.query("*TRG;*WAI;:FETC?", timeout_s=timeout_s)
         if reply == self._last_raw:
             self.faults["stale_fetch"] = self.faults.get("stale_fetch", 0) + 1
             log_fault(self.address, ":FETC? returned the previous point; measuring again")

@@ -51,7 +51,8 @@ def check_setting_keys(name: str, settings: Mapping[str, Any], driver: Callable[
     accepted = {
         key
         for key, p in parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and key not in {"clock", "sleep", "backoff"}
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        and key not in {"clock", "sleep", "backoff", "monotonic"}
     } | TRANSPORT_KEYS
     for key in settings:
         if key not in accepted:
@@ -83,6 +84,27 @@ def _bt4560(address: str, settings: Mapping[str, Any], **objects: Any) -> Any:
 
 
 register("hioki-bt4560", _bt4560)
+
+
+def _keithley(name: str) -> Factory:
+    model = name.rsplit("-", 1)[-1]
+
+    def factory(address: str, settings: Mapping[str, Any], **objects: Any) -> Any:
+        from drivers import keithley_24xx
+
+        check_setting_keys(name, settings, keithley_24xx.Keithley24xx)
+        channel = keithley_24xx.open_keithley(address, settings, **objects)
+        if not channel.identity.model.endswith(model):
+            found = channel.identity.describe()
+            channel.close()
+            raise SettingError(f"{name}: the instrument at {address} is {found}")
+        return channel
+
+    return factory
+
+
+for _model in ("2450", "2460", "2461"):
+    register(f"keithley-{_model}", _keithley(f"keithley-{_model}"))
 
 
 def _neware_bts(address: str, settings: Mapping[str, Any], **objects: Any) -> Any:

@@ -79,6 +79,7 @@ class Session:
         self._sleep = sleep
         self._identity: InstrumentIdentity | None = None
         self.reconnects = 0
+        self.max_reconnects_per_call = 2
 
     @property
     def identity(self) -> InstrumentIdentity:
@@ -128,6 +129,44 @@ class Session:
             f"gave up after {self.backoff.attempts} reconnect attempts: {last}", address=address
         ) from last
 
+    def resync(self, transport: Transport, *, max_lines: int = 32) -> None:
+        """Re-align replies with questions after a timeout or a garbled reply.
+
+        A late reply would otherwise be taken for the answer to the next question. Replies come
+        back in order, so the driver asks ``*IDN?`` and discards every line up to the one ending
+        in this instrument's identity (a cut-off reply may prefix it on the same line). It then
+        waits for the line to stay quiet for one timeout, which swallows the reply to an earlier
+        ``*IDN?`` that was itself late.
+        """
+        identity = self.identity
+        marker = ",".join((identity.make, identity.model, identity.serial, identity.firmware))
+        dropped = transport.clear()
+        transport.write("*IDN?")
+        for _ in range(max_lines):
+            try:
+                line = transport.read()
+            except ProtocolError as exc:
+                log.warning(
+                    "%s dropped a garbled line while resynchronising: %s", transport.address, exc
+                )
+                continue
+            if ",".join(part.strip() for part in line.split(",")).endswith(marker):
+                late = transport.clear(settle_s=transport.timeout_s)
+                log.info(
+                    "%s resynchronised (dropped %r, then %r)",
+                    transport.address,
+                    dropped[:120],
+                    late[:120],
+                )
+                return
+            log.warning(
+                "%s dropped stale reply %r while resynchronising", transport.address, line[:120]
+            )
+        raise ProtocolError(
+            f"no *IDN? reply among {max_lines} lines while resynchronising",
+            address=transport.address,
+        )
+
     def run(
         self,
         exchange: Callable[[Transport], T],
@@ -142,14 +181,20 @@ class Session:
         try:
             return exchange(self.transport)
         except LinkDown as exc:
-            self.reconnect(exc)
+            cause = exc
+        for _ in range(self.max_reconnects_per_call):
+            self.reconnect(cause)
             if recover is None:
                 raise LinkDown(
-                    f"link was down during a command with unknown effect ({exc}); reconnected, "
-                    "not re-sent",
+                    f"link was down during a command with unknown effect ({cause}); "
+                    "reconnected, not re-sent",
                     address=self.transport.address,
-                ) from exc
-            return recover(self.transport)
+                ) from cause
+            try:
+                return recover(self.transport)
+            except LinkDown as exc:
+                cause = exc
+        raise cause
 
     def close(self) -> None:
         self.transport.close()

@@ -411,6 +411,13 @@ class NewareCabinet(Personality):
     def feed(self, data: bytes, now_s: float) -> list[Reply]:
         return [self.reply_at(reply, now_s) for reply in self.feed_bytes(data, now_s)]
 
+    def cell_locations(self) -> dict[str, str]:
+        """Each held cell's channel address, for the launcher's lot listing."""
+        return {
+            str(getattr(ch.cell, "cell_id", "") or ch.pipeline): ch.pipeline
+            for ch in self.channels.values()
+        }
+
     def describe(self) -> dict[str, Any]:
         return {
             "serial": self.serial_number,

@@ -179,26 +179,48 @@ def test_wrong_instrument_is_refused() -> None:
 
 
 def test_lost_reply_is_recovered_with_fetch() -> None:
-    with meter([*CONNECT, (":READ?", TIMEOUT), (":FETC?", GOOD)]) as m:
+    with meter([*CONNECT, (":READ?", TIMEOUT), ("*IDN?", IDN), (":FETC?", GOOD)]) as m:
         reading = m.measure()
         assert reading.resistance_ohm == pytest.approx(0.012345, rel=1e-12)
         assert m.faults == {"reply_lost": 1}
 
 
 def test_garbage_reply_is_recovered_with_fetch() -> None:
-    with meter([*CONNECT, (":READ?", b"\xff\x81\x00\r\n"), (":FETC?", GOOD)]) as m:
+    with meter([*CONNECT, (":READ?", b"\xff\x81\x00\r\n"), ("*IDN?", IDN), (":FETC?", GOOD)]) as m:
         assert m.measure().status is ReadingStatus.VALID
         assert m.faults == {"garbage": 1}
 
 
 def test_truncated_reply_is_never_read_as_a_smaller_value() -> None:
-    with meter([*CONNECT, (":READ?", b"  12.345E-3, 3.70\r\n"), (":FETC?", GOOD)]) as m:
+    with meter(
+        [*CONNECT, (":READ?", b"  12.345E-3, 3.70\r\n"), ("*IDN?", IDN), (":FETC?", GOOD)]
+    ) as m:
         assert m.measure().voltage_v == pytest.approx(3.70123, rel=1e-12)
 
 
 def test_unterminated_reply_is_cleared_before_fetch() -> None:
-    with meter([*CONNECT, (":READ?", b"  12.345E-3, 3.7"), (":FETC?", OTHER)]) as m:
+    with meter([*CONNECT, (":READ?", b"  12.345E-3, 3.7"), ("*IDN?", IDN), (":FETC?", OTHER)]) as m:
         assert m.measure().voltage_v == pytest.approx(3.70120, rel=1e-12)
+
+
+def test_late_reply_is_discarded_by_the_resync() -> None:
+    late_then_idn = (GOOD + "\r\n" + IDN + "\r\n").encode("ascii")
+    exchanges = [*CONNECT, (":READ?", TIMEOUT), ("*IDN?", late_then_idn), (":FETC?", OTHER)]
+    with meter(exchanges) as m:
+        assert m.measure().resistance_ohm == pytest.approx(0.012346, rel=1e-12)
+
+
+def test_a_late_resync_reply_is_waited_for() -> None:
+    two_idn = (IDN + "\r\n" + IDN + "\r\n").encode("ascii")
+    exchanges = [
+        *CONNECT,
+        (":READ?", TIMEOUT),
+        ("*IDN?", TIMEOUT),
+        ("*IDN?", two_idn),
+        (":FETC?", GOOD),
+    ]
+    with meter(exchanges) as m:
+        assert m.measure().resistance_ohm == pytest.approx(0.012345, rel=1e-12)
 
 
 def test_stale_fetch_measures_again() -> None:
@@ -206,6 +228,7 @@ def test_stale_fetch_measures_again() -> None:
         *CONNECT,
         (":READ?", GOOD),
         (":READ?", TIMEOUT),
+        ("*IDN?", IDN),
         (":FETC?", GOOD),
         (":READ?", OTHER),
     ]

@@ -82,14 +82,15 @@ def test_low_frequency_gets_a_long_timeout() -> None:
 
 
 def test_the_point_read_uses_the_per_frequency_timeout() -> None:
-    exchanges = [*CONNECT, *point("0.1", "1.00000E-1", TIMEOUT), (":FETC?", P1)]
+    exchanges = [*CONNECT, *point("0.1", "1.00000E-1", TIMEOUT), ("*IDN?", IDN), (":FETC?", P1)]
     with meter(exchanges) as m:
         transport = m._session.transport
         assert isinstance(transport, ExpectedProtocol)
         before = transport._now_s
         m.sweep([0.1])
-        # The double's clock only moves while waiting: 95 s for the point, then clear's 0.2 s.
-        assert transport._now_s - before == pytest.approx(95.0 + 0.2, abs=0.01)
+        # The double's clock only moves while waiting: 95 s for the point, then the resync's quiet
+        # wait of one default timeout (1 s).
+        assert transport._now_s - before == pytest.approx(96.0, abs=0.01)
 
 
 @pytest.mark.parametrize(
@@ -125,7 +126,12 @@ def test_empty_sweep_refused() -> None:
 
 
 def test_garbage_point_recovered_with_fetch() -> None:
-    exchanges = [*CONNECT, *point("1000", "1.00000E+3", b"+1.2\xff\r\n"), (":FETC?", P1K)]
+    exchanges = [
+        *CONNECT,
+        *point("1000", "1.00000E+3", b"+1.2\xff\r\n"),
+        ("*IDN?", IDN),
+        (":FETC?", P1K),
+    ]
     with meter(exchanges) as m:
         assert m.sweep([1000]).points[0].status is ReadingStatus.VALID
         assert m.faults == {"garbage": 1}
