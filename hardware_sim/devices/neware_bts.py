@@ -24,6 +24,8 @@ protect: ``200101`` over-voltage, ``200102`` under-voltage, ``200103`` over-curr
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,7 +83,7 @@ class CellModel(Protocol):
     def temperature_c(self) -> float: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Row:
     """One recorded point: test time in s, step time in s, V, A (signed), |Ah|, |Wh|, degC."""
 
@@ -337,8 +339,14 @@ class SimChannel:
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def _atime_of_second(second: int) -> str:
+    return dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _atime(t_s: float) -> str:
-    return dt.datetime.fromtimestamp(t_s, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    # Whole seconds, as the real cabinet prints them; rows of one second share one string.
+    return _atime_of_second(math.floor(t_s))
 
 
 def _num(value: float) -> str:
