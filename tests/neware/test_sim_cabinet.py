@@ -327,3 +327,20 @@ def test_rest_ends_on_dvdt(bench: Bench) -> None:
     bench.clock.advance(100.0)
     assert bench.inquire()["workstatus"] == "finish"
     assert int(bench.all_rows()[-1]["testtime"]) == 1000
+
+
+def test_getchlstatus_and_light(bench: Bench) -> None:
+    step = CyclerStep(
+        StepMode.CC, current_a=1.0, end=EndConditions(time_s=100.0), record_interval_s=10.0
+    )
+    assert bench.start(step) == "ok"
+    two = (
+        '<status ip="127.0.0.1" devtype="27" devid="27" subdevid="1" chlid="1">true</status>'
+        '<status ip="127.0.0.1" devtype="27" devid="27" subdevid="1" chlid="2">true</status>'
+    )
+    root = bench.ask(f'<cmd>getchlstatus</cmd><list count = "2">{two}</list>')
+    assert [e.text for e in root.findall("list/status")] == ["working", "stop"]
+    root = bench.ask(f'<cmd>light</cmd><list count = "1"><light {CHL}>true</light></list>')
+    assert root.findtext("list/light") == "ok"
+    root = bench.ask("<cmd>nonsense</cmd>")
+    assert (root.findtext("cmd"), root.findtext("result")) == ("nonsense_resp", "false")
