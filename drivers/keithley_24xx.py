@@ -398,6 +398,7 @@ class Keithley24xx:
             transport.write(":OUTP OFF")
         for command in self.step_commands(plan):
             transport.write(command)
+        self._check_errors(transport, after="step set-points")
         limit_query = ":SOUR:CURR:VLIM?" if plan.source_function == "CURR" else ":SOUR:VOLT:ILIM?"
         held = parse_number(transport.query(limit_query), what=limit_query, address=self.address)
         if abs(held - plan.limit) > 1e-6 * max(abs(plan.limit), 1e-9):
@@ -405,7 +406,6 @@ class Keithley24xx:
                 f"compliance limit written as {plan.limit:g} but the instrument holds {held:g}",
                 address=self.address,
             )
-        self._check_errors(transport, after="step set-points")
         transport.write(":TRAC:CLE")
         transport.write(f':TRIG:LOAD "SimpleLoop",{_TRIGGER_COUNT},{format_number(interval_s)}')
         if plan.output_on:

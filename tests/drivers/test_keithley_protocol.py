@@ -61,8 +61,8 @@ CC_CHARGE = [
     (':SENS:FUNC "VOLT"', None),
     (":SOUR:CURR:VLIM 4.2", None),
     (":SOUR:CURR 0.5", None),
-    (":SOUR:CURR:VLIM?", "4.200000E+00"),
     (":SYST:ERR?", NOERR),
+    (":SOUR:CURR:VLIM?", "4.200000E+00"),
     *OUTPUT_ON,
 ]
 CHARGE = CyclerStep(StepMode.CC, current_a=0.5, end=EndConditions(voltage_above_v=4.2))
@@ -149,8 +149,8 @@ def test_cc_discharge_is_cv_at_the_floor_with_ilim() -> None:
         (':SENS:FUNC "CURR"', None),
         (":SOUR:VOLT:ILIM 0.8", None),
         (":SOUR:VOLT 2.75", None),
-        (":SOUR:VOLT:ILIM?", "8.000000E-01"),
         (":SYST:ERR?", NOERR),
+        (":SOUR:VOLT:ILIM?", "8.000000E-01"),
         *OUTPUT_ON,
     ]
     with smu(exchanges) as k:
@@ -172,8 +172,8 @@ def test_cccv_is_cv_at_end_voltage_with_ilim_and_record_interval() -> None:
         (':SENS:FUNC "CURR"', None),
         (":SOUR:VOLT:ILIM 1", None),
         (":SOUR:VOLT 4.2", None),
-        (":SOUR:VOLT:ILIM?", "1.000000E+00"),
         (":SYST:ERR?", NOERR),
+        (":SOUR:VOLT:ILIM?", "1.000000E+00"),
         *on,
     ]
     with smu(exchanges) as k:
@@ -192,8 +192,8 @@ def test_rest_turns_output_off_and_never_on() -> None:
         (':SENS:FUNC "VOLT"', None),
         (":SOUR:CURR:VLIM 4.2", None),
         (":SOUR:CURR 0", None),
-        (":SOUR:CURR:VLIM?", "4.200000E+00"),
         (":SYST:ERR?", NOERR),
+        (":SOUR:CURR:VLIM?", "4.200000E+00"),
         (":TRAC:CLE", None),
         (':TRIG:LOAD "SimpleLoop",100000,1', None),
         (":INIT", None),
@@ -376,7 +376,7 @@ def test_poll_after_disconnect_reconnects_and_reads_on_without_resending_set_poi
 
 
 def test_start_interrupted_by_link_loss_turns_output_off_and_is_not_resent() -> None:
-    exchanges = [*CONNECT, *ARM, *CC_CHARGE[:5], (":SOUR:CURR:VLIM?", DISCONNECT)]
+    exchanges = [*CONNECT, *ARM, *CC_CHARGE[:6], (":SOUR:CURR:VLIM?", DISCONNECT)]
     exchanges += [REOPEN, *CONNECT, (":OUTP OFF", None)]
     with smu(exchanges) as k:
         k.arm_protection(LIMITS)
