@@ -329,6 +329,33 @@ def test_overflow_reading_is_a_fault_not_a_sample() -> None:
     assert status.samples == ()
 
 
+def test_a_buffer_that_stops_growing_is_a_fault() -> None:
+    clock = ManualClock(0.0)
+    exchanges = [*CONNECT, *ARM, *CC_CHARGE, (END, "0"), (":OUTP?", "1")]
+    exchanges += [(END, "0"), (":OUTP?", "1")]
+    with smu(exchanges, clock=clock) as k:
+        k.arm_protection(LIMITS)
+        k.start_step(CHARGE)
+        clock.advance(4.0)  # within 3 intervals of 1 s + 2 s margin
+        assert k.poll().state is ChannelState.RUNNING
+        clock.advance(1.5)
+        status = k.poll()
+    assert status.state is ChannelState.FAULT
+    assert "no new reading" in status.message
+
+
+def test_readings_taken_before_stop_are_still_delivered() -> None:
+    exchanges = [*CONNECT, *ARM, *CC_CHARGE, (":OUTP OFF", None), (":ABOR", None)]
+    exchanges += [(":OUTP?", "0"), (END, "3"), (DATA_1_3, THREE), (":OUTP?", "0")]
+    with smu(exchanges) as k:
+        k.arm_protection(LIMITS)
+        k.start_step(CHARGE)
+        k.stop()
+        status = k.poll()
+    assert status.state is ChannelState.IDLE
+    assert len(status.samples) == 3
+
+
 def test_output_turned_off_by_instrument_is_protected() -> None:
     exchanges = [*CONNECT, *ARM, *CC_CHARGE, (END, "0"), (":OUTP?", "0")]
     with smu(exchanges) as k:
