@@ -17,9 +17,8 @@ Recovery: a timeout, garbage or a dropped link closes and reopens the connection
 and re-reads the device info (so a late reply is never taken for the next answer; a different
 serial raises :class:`drivers.session.IdentityMismatch`), waiting ``reconnect_backoff_s * 2**k``
 wall seconds between attempts; every handled fault goes through ``drivers.session.log_fault``.
-Read-only and
-idempotent requests (inquire, download, getchlstatus, stop, light) are then sent again; ``start``
-never is: the channel asks ``inquire`` whether its barcode is running instead.
+Read-only and idempotent requests (inquire, download, getchlstatus, stop, light) are then sent
+again; ``start`` never is: the channel asks ``inquire`` whether its barcode is running instead.
 
 Samples: ``download`` rows are 1-based ``seqid`` s of the latest test on the channel; the channel
 keeps its position so every row is delivered once. ``testtime`` (ms) is the time since the test
