@@ -349,7 +349,7 @@ def _classify(
             kinds.append(StepKind.REST)
             continue
         charge = s > 0
-        if dur < opts.pulse_max_s and after_rest and cv == 0:
+        if dur < opts.pulse_max_s and after_rest:
             kinds.append(StepKind.PULSE_CHARGE if charge else StepKind.PULSE_DISCHARGE)
         elif cv > 0 and cc > 0:
             kinds.append(StepKind.CCCV_CHARGE if charge else StepKind.CCCV_DISCHARGE)
