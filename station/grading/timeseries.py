@@ -193,7 +193,9 @@ class SegmentationOptions:
 class StepTable:
     """One entry per step (arrays of equal length). Charges/energies in Ah/Wh, positive.
 
-    ``start_row``/``end_row`` are the step's first row and one past its last row.
+    ``start_row``/``end_row`` are the step's first row and one past its last row;
+    ``mean_current_a`` is the time-weighted mean (net charge / duration). ``t_start_s`` is the
+    time of the row before the step (the interval into the step belongs to it).
     """
 
     kind: tuple[StepKind, ...]
@@ -213,8 +215,6 @@ class StepTable:
     discharge_wh: FloatArray
     v_start_v: FloatArray
     v_end_v: FloatArray
-    v_min_v: FloatArray
-    v_max_v: FloatArray
     i_end_a: FloatArray
     temperature_mean_c: FloatArray
     temperature_end_c: FloatArray
@@ -273,90 +273,97 @@ def _run_starts(codes: IntArray) -> IntArray:
     return np.concatenate(([0], change)).astype(np.int64)
 
 
-def _cv_mask(
-    ts: TimeSeries, starts: IntArray, sign: FloatArray, opts: SegmentationOptions
-) -> NDArray[np.bool_]:
-    """Rows in the constant-voltage part of a charge (or discharge) step.
+def _rest_threshold(i: FloatArray, opts: SegmentationOptions) -> float:
+    if opts.rest_current_a is not None:
+        return opts.rest_current_a
+    return 0.01 * max(float(i.max()), -float(i.min()), 0.0)
 
-    Within a step, the CV part starts at the first row at the step's extreme voltage whose
-    current has fallen below ``cv_current_fraction`` of the step's peak; it lasts to the end.
+
+def _cv_start(
+    v: FloatArray, i: FloatArray, start: int, end: int, charge: bool, opts: SegmentationOptions
+) -> int:
+    """First row of the constant-voltage part of one step, or ``end`` when there is none.
+
+    It is the first row at the step's extreme voltage (within ``cv_voltage_tol_v``) whose |I|
+    has fallen below ``cv_current_fraction`` of the step's peak |I|.
     """
-    n = len(ts)
-    lengths = np.diff(np.append(starts, n))
-    v = ts.voltage_v
-    i_abs = np.abs(ts.current_a)
-    v_max = np.repeat(np.maximum.reduceat(v, starts), lengths)
-    v_min = np.repeat(np.minimum.reduceat(v, starts), lengths)
-    i_peak = np.repeat(np.maximum.reduceat(i_abs, starts), lengths)
-    low_current = i_abs < opts.cv_current_fraction * i_peak
-    at_extreme = np.where(
-        sign > 0, v >= v_max - opts.cv_voltage_tol_v, v <= v_min + opts.cv_voltage_tol_v
-    )
-    candidate = low_current & at_extreme & (sign != 0)
-    rows = np.arange(n, dtype=np.int64)
-    first = np.minimum.reduceat(np.where(candidate, rows, n), starts)
-    return rows >= np.repeat(first, lengths)
+    seg_v = v[start:end]
+    seg_i = np.abs(i[start:end])
+    if charge:
+        at_extreme = seg_v >= seg_v.max() - opts.cv_voltage_tol_v
+    else:
+        at_extreme = seg_v <= seg_v.min() + opts.cv_voltage_tol_v
+    candidate = at_extreme & (seg_i < opts.cv_current_fraction * seg_i.max())
+    first = int(np.argmax(candidate))
+    return start + first if candidate[first] else end
 
 
-def _row_sign(ts: TimeSeries, opts: SegmentationOptions) -> FloatArray:
-    i = ts.current_a
-    rest_a = opts.rest_current_a
-    if rest_a is None:
-        rest_a = 0.01 * float(np.max(np.abs(i))) if len(i) else 0.0
-    return np.where(np.abs(i) <= rest_a, 0.0, np.sign(i))
+def segment(ts: TimeSeries, opts: SegmentationOptions | None = None) -> tuple[IntArray, IntArray]:
+    """Step start rows and, per step, the first row of its CV part (= its end row when none;
+    -1 when the cycler gave the steps and the CV part is still to be located).
 
-
-def segment(
-    ts: TimeSeries, opts: SegmentationOptions | None = None
-) -> tuple[IntArray, NDArray[np.bool_], FloatArray]:
-    """Step start rows, per-row CV mask and per-row sign (+1 charge, -1 discharge, 0 rest).
-
-    Uses the cycler's step counter when present, else detects steps from current sign changes,
-    current jumps and the CC-to-CV transition.
+    Uses the cycler's step counter when present (a CC-CV step stays one step with a CV part),
+    else detects steps from current sign changes and current jumps, and splits each CC-CV
+    segment into a CC step and a CV step.
     """
     opts = opts or SegmentationOptions()
-    sign = _row_sign(ts, opts)
+    n = len(ts)
+    v, i = ts.voltage_v, ts.current_a
+    rest_a = _rest_threshold(i, opts)
     if ts.step_count is not None:
         starts = _run_starts(ts.step_count)
         if ts.cycle_count is not None:
             starts = np.union1d(starts, _run_starts(ts.cycle_count)).astype(np.int64)
-        return starts, _cv_mask(ts, starts, sign, opts), sign
-    i = ts.current_a
-    i_scale = float(np.max(np.abs(i))) or 1.0
+        # CV parts are found by step_table once it knows each step's mean current.
+        return starts, np.full(len(starts), -1, dtype=np.int64)
+    sign = np.where(np.abs(i) <= rest_a, 0.0, np.sign(i))
+    i_scale = max(float(i.max()), -float(i.min())) or 1.0
     boundary = (sign[1:] != sign[:-1]) | (np.abs(np.diff(i)) > opts.jump_fraction * i_scale)
     if ts.cycle_count is not None:
         boundary |= ts.cycle_count[1:] != ts.cycle_count[:-1]
-    starts = np.concatenate(([0], np.flatnonzero(boundary) + 1)).astype(np.int64)
-    cv = _cv_mask(ts, starts, sign, opts)
-    cv_starts = np.flatnonzero(cv[1:] & ~cv[:-1]) + 1
-    starts = np.union1d(starts, cv_starts).astype(np.int64)
-    return starts, cv, sign
+    raw = np.concatenate(([0], np.flatnonzero(boundary) + 1)).astype(np.int64)
+    raw_ends = np.append(raw[1:], n)
+    starts_out: list[int] = []
+    cv_out: list[int] = []
+    for s, e in zip(raw.tolist(), raw_ends.tolist(), strict=True):
+        direction = sign[s]
+        c = _cv_start(v, i, s, e, direction > 0, opts) if direction != 0 and e - s > 1 else e
+        if s < c < e:
+            starts_out += [s, c]
+            cv_out += [c, c]  # the CC step has no CV part; the CV step is CV from its start
+        else:
+            starts_out.append(s)
+            cv_out.append(c)
+    return np.array(starts_out, dtype=np.int64), np.array(cv_out, dtype=np.int64)
 
 
 def _classify(
-    sign_mean: FloatArray,
-    cv_share: FloatArray,
-    cc_share: FloatArray,
+    level_a: FloatArray,
+    rest_a: float,
+    cv_rows: IntArray,
+    rows: IntArray,
     duration: FloatArray,
-    prev_rest: NDArray[np.bool_],
     opts: SegmentationOptions,
 ) -> tuple[StepKind, ...]:
     kinds: list[StepKind] = []
-    for s, cv, cc, dur, after_rest in zip(
-        sign_mean, cv_share, cc_share, duration, prev_rest, strict=True
+    previous_rest = True
+    for level, cv, count, dur in zip(
+        level_a.tolist(), cv_rows.tolist(), rows.tolist(), duration.tolist(), strict=True
     ):
-        if s == 0:
+        if abs(level) <= rest_a:
             kinds.append(StepKind.REST)
+            previous_rest = True
             continue
-        charge = s > 0
-        if dur < opts.pulse_max_s and after_rest:
+        charge = level > 0
+        if dur < opts.pulse_max_s and previous_rest:
             kinds.append(StepKind.PULSE_CHARGE if charge else StepKind.PULSE_DISCHARGE)
-        elif cv > 0 and cc > 0:
+        elif 0 < cv < count:
             kinds.append(StepKind.CCCV_CHARGE if charge else StepKind.CCCV_DISCHARGE)
-        elif cv > 0:
+        elif cv == 0:
             kinds.append(StepKind.CV_CHARGE if charge else StepKind.CV_DISCHARGE)
         else:
             kinds.append(StepKind.CC_CHARGE if charge else StepKind.CC_DISCHARGE)
+        previous_rest = False
     return tuple(kinds)
 
 
@@ -375,46 +382,73 @@ def _detect_cycles(kinds: tuple[StepKind, ...]) -> IntArray:
     return cycle
 
 
+def _interval_sums(values: FloatArray, starts: IntArray, ends: IntArray) -> FloatArray:
+    """Per-step sums of per-interval values along the last axis (interval k joins rows k and
+    k+1 and belongs to the step of row k+1), by one ``np.add.reduceat``."""
+    index = np.maximum(starts - 1, 0)
+    sums = np.add.reduceat(values, index, axis=-1)
+    sums[..., (ends - np.maximum(starts, 1)) <= 0] = 0.0  # a one-row first step owns no interval
+    return sums
+
+
 def step_table(ts: TimeSeries, opts: SegmentationOptions | None = None) -> StepTable:
-    """Segment the series and sum charge, energy, CC/CV parts and temperature per step."""
+    """Segment the series and sum charge, energy, CC/CV parts and temperature per step.
+
+    Per row this is a fixed handful of numpy passes (interval widths, trapezoid charge and
+    energy increments and their magnitudes); the split into charge and discharge uses
+    charge = (sum|dq| + sum dq) / 2 so that no per-row masks are needed.
+    """
     opts = opts or SegmentationOptions()
-    starts, cv, sign = segment(ts, opts)
+    starts, cv_start = segment(ts, opts)
     n = len(ts)
     ends = np.append(starts[1:], n)
     t, v, i = ts.t_s, ts.voltage_v, ts.current_a
-    dq = charge_increments_as(t, i)
-    de = charge_increments_as(t, v * i)
-    pos = dq > 0
-    dq_ch = np.where(pos, dq, 0.0)
-    dq_dis = np.where(pos, 0.0, dq)
-    dq_ch_cv = np.where(cv, dq_ch, 0.0)
-    dq_dis_cv = np.where(cv, dq_dis, 0.0)
-    de_ch = np.where(de > 0, de, 0.0)
-    de_dis = np.where(de > 0, 0.0, de)
-    stacked = np.stack([dq_ch, dq_dis, dq_ch_cv, dq_dis_cv, de_ch, de_dis, i, sign, cv])
-    sums = np.add.reduceat(stacked, starts, axis=1)
+    # Rows of one buffer: 2*dq, |2*dq|, 2*dE, |2*dE| per interval (A*s, W*s), so that a
+    # single reduceat call sums all four per step.
+    buf = np.empty((4, n - 1))
+    dt = np.diff(t)
+    np.add(i[1:], i[:-1], out=buf[0])
+    buf[0] *= dt
+    np.abs(buf[0], out=buf[1])
+    power = v * i
+    np.add(power[1:], power[:-1], out=buf[2])
+    buf[2] *= dt
+    np.abs(buf[2], out=buf[3])
+    sums = _interval_sums(buf, starts, ends)
+    q_net, q_abs, e_net, e_abs = sums * 0.5
+    dq = buf[0]
+    charge = (q_abs + q_net) / 7200.0
+    discharge = (q_abs - q_net) / 7200.0
+    t_start = t[np.maximum(starts - 1, 0)]
+    duration = t[ends - 1] - t_start
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = np.where(duration > 0, q_net / duration, i[starts])
+    rest_a = _rest_threshold(i, opts)
+    if ts.step_count is not None:
+        cv_start = ends.copy()
+        for k in np.flatnonzero((np.abs(level) > rest_a) & (ends - starts > 1)).tolist():
+            cv_start[k] = _cv_start(v, i, int(starts[k]), int(ends[k]), level[k] > 0, opts)
+    cv_charge = np.zeros(len(starts))
+    cv_discharge = np.zeros(len(starts))
+    for k in np.flatnonzero(cv_start < ends).tolist():
+        s, c, e = int(starts[k]), int(cv_start[k]), int(ends[k])
+        if c == s:
+            part = q_net[k] / 3600.0
+        else:
+            part = float(np.sum(dq[c - 1 : e - 1])) * 0.5 / 3600.0
+        if level[k] > 0:
+            cv_charge[k] = max(part, 0.0)
+        else:
+            cv_discharge[k] = max(-part, 0.0)
     counts = (ends - starts).astype(np.float64)
-    charge = sums[0] / 3600.0
-    discharge = -sums[1] / 3600.0
-    charge_cv = sums[2] / 3600.0
-    discharge_cv = -sums[3] / 3600.0
-    sign_mean = np.sign(np.round(sums[7] / counts, 6))
-    cv_share = sums[8] / counts
     if ts.temperature_c is not None:
         temp_mean = np.add.reduceat(ts.temperature_c, starts) / counts
         temp_end = ts.temperature_c[ends - 1]
     else:
         temp_mean = np.full(len(starts), np.nan)
         temp_end = np.full(len(starts), np.nan)
-    t_start = t[np.maximum(starts - 1, 0)]
-    t_start[0] = t[0]
-    duration = t[ends - 1] - t_start
-    prev_rest = np.concatenate(([True], sign_mean[:-1] == 0))
-    kinds = _classify(sign_mean, cv_share, 1.0 - cv_share, duration, prev_rest, opts)
-    if ts.cycle_count is not None:
-        cycle = ts.cycle_count[starts]
-    else:
-        cycle = _detect_cycles(kinds)
+    kinds = _classify(level, rest_a, cv_start - starts, ends - starts, duration, opts)
+    cycle = ts.cycle_count[starts] if ts.cycle_count is not None else _detect_cycles(kinds)
     return StepTable(
         kind=kinds,
         cycle=cycle,
@@ -422,19 +456,17 @@ def step_table(ts: TimeSeries, opts: SegmentationOptions | None = None) -> StepT
         end_row=ends,
         t_start_s=t_start,
         t_end_s=t[ends - 1],
-        mean_current_a=sums[6] / counts,
+        mean_current_a=level,
         charge_ah=charge,
         discharge_ah=discharge,
-        charge_cc_ah=charge - charge_cv,
-        charge_cv_ah=charge_cv,
-        discharge_cc_ah=discharge - discharge_cv,
-        discharge_cv_ah=discharge_cv,
-        charge_wh=sums[4] / 3600.0,
-        discharge_wh=-sums[5] / 3600.0,
+        charge_cc_ah=np.maximum(charge - cv_charge, 0.0),
+        charge_cv_ah=cv_charge,
+        discharge_cc_ah=np.maximum(discharge - cv_discharge, 0.0),
+        discharge_cv_ah=cv_discharge,
+        charge_wh=(e_abs + e_net) / 7200.0,
+        discharge_wh=(e_abs - e_net) / 7200.0,
         v_start_v=v[starts],
         v_end_v=v[ends - 1],
-        v_min_v=np.minimum.reduceat(v, starts),
-        v_max_v=np.maximum.reduceat(v, starts),
         i_end_a=i[ends - 1],
         temperature_mean_c=temp_mean,
         temperature_end_c=temp_end,
