@@ -287,6 +287,11 @@ def _cv_start(
     It is the first row at the step's extreme voltage (within ``cv_voltage_tol_v``) whose |I|
     has fallen below ``cv_current_fraction`` of the step's peak |I|.
     """
+    # A CV phase ends with the current well below where the step began: a step whose last
+    # current is still at its opening level has none, and is not scanned.
+    opening = max(abs(float(i[start])), abs(float(i[min(start + 1, end - 1)])))
+    if abs(float(i[end - 1])) >= opts.cv_current_fraction * opening:
+        return end
     seg_v = v[start:end]
     seg_i = np.abs(i[start:end])
     if charge:
@@ -316,9 +321,13 @@ def segment(ts: TimeSeries, opts: SegmentationOptions | None = None) -> tuple[In
             starts = np.union1d(starts, _run_starts(ts.cycle_count)).astype(np.int64)
         # CV parts are found by step_table once it knows each step's mean current.
         return starts, np.full(len(starts), -1, dtype=np.int64)
-    sign = np.where(np.abs(i) <= rest_a, 0.0, np.sign(i))
-    i_scale = max(float(i.max()), -float(i.min())) or 1.0
-    boundary = (sign[1:] != sign[:-1]) | (np.abs(np.diff(i)) > opts.jump_fraction * i_scale)
+    # int8 direction codes (+1 charge, -1 discharge, 0 rest) keep these passes narrow.
+    sign = (i > rest_a).view(np.int8) - (i < -rest_a).view(np.int8)
+    jump = opts.jump_fraction * (max(float(i.max()), -float(i.min())) or 1.0)
+    step_i = np.diff(i)
+    boundary = sign[1:] != sign[:-1]
+    boundary |= step_i > jump
+    boundary |= step_i < -jump
     if ts.cycle_count is not None:
         boundary |= ts.cycle_count[1:] != ts.cycle_count[:-1]
     raw = np.concatenate(([0], np.flatnonzero(boundary) + 1)).astype(np.int64)
@@ -326,7 +335,7 @@ def segment(ts: TimeSeries, opts: SegmentationOptions | None = None) -> tuple[In
     starts_out: list[int] = []
     cv_out: list[int] = []
     for s, e in zip(raw.tolist(), raw_ends.tolist(), strict=True):
-        direction = sign[s]
+        direction = int(sign[s])
         c = _cv_start(v, i, s, e, direction > 0, opts) if direction != 0 and e - s > 1 else e
         if s < c < e:
             starts_out += [s, c]
@@ -382,13 +391,42 @@ def _detect_cycles(kinds: tuple[StepKind, ...]) -> IntArray:
     return cycle
 
 
-def _interval_sums(values: FloatArray, starts: IntArray, ends: IntArray) -> FloatArray:
-    """Per-step sums of per-interval values along the last axis (interval k joins rows k and
-    k+1 and belongs to the step of row k+1), by one ``np.add.reduceat``."""
-    index = np.maximum(starts - 1, 0)
-    sums = np.add.reduceat(values, index, axis=-1)
-    sums[..., (ends - np.maximum(starts, 1)) <= 0] = 0.0  # a one-row first step owns no interval
-    return sums
+BLOCK_ROWS = 1 << 15  # rows per block: the per-block temporaries stay in the CPU cache
+
+
+def _step_sums(t: FloatArray, v: FloatArray, i: FloatArray, starts: IntArray) -> FloatArray:
+    """Per step: sum of 2*dq, |2*dq|, 2*dE, |2*dE| over its intervals (A*s, W*s), shape (4, S).
+
+    Interval k joins rows k and k+1 and belongs to the step of row k+1. The series is walked in
+    blocks so that every temporary is cache-sized; within a block one ``np.add.reduceat``
+    sums all four quantities per step.
+    """
+    n = len(t)
+    intervals = n - 1
+    out = np.zeros((4, len(starts)))
+    buf = np.empty((4, min(BLOCK_ROWS, intervals)))
+    dt = np.empty(buf.shape[1])
+    power = np.empty(buf.shape[1] + 1)
+    first_interval = starts - 1  # of each step (step 0 also owns interval 0 on)
+    for a in range(0, intervals, BLOCK_ROWS):
+        b = min(a + BLOCK_ROWS, intervals)
+        width = b - a
+        d, q, qa, e, ea = dt[:width], buf[0, :width], buf[1, :width], buf[2, :width], buf[3, :width]
+        np.subtract(t[a + 1 : b + 1], t[a:b], out=d)
+        np.add(i[a + 1 : b + 1], i[a:b], out=q)
+        q *= d
+        np.abs(q, out=qa)
+        p = power[: width + 1]
+        np.multiply(v[a : b + 1], i[a : b + 1], out=p)
+        np.add(p[1:], p[:-1], out=e)
+        e *= d
+        np.abs(e, out=ea)
+        step_a = int(np.searchsorted(starts, a + 1, side="right")) - 1
+        step_b = int(np.searchsorted(starts, b, side="right")) - 1  # owner of interval b-1
+        local = first_interval[step_a + 1 : step_b + 1] - a
+        index = np.concatenate(([0], local))
+        out[:, step_a : step_b + 1] += np.add.reduceat(buf[:, :width], index, axis=1)
+    return out
 
 
 def step_table(ts: TimeSeries, opts: SegmentationOptions | None = None) -> StepTable:
@@ -403,20 +441,7 @@ def step_table(ts: TimeSeries, opts: SegmentationOptions | None = None) -> StepT
     n = len(ts)
     ends = np.append(starts[1:], n)
     t, v, i = ts.t_s, ts.voltage_v, ts.current_a
-    # Rows of one buffer: 2*dq, |2*dq|, 2*dE, |2*dE| per interval (A*s, W*s), so that a
-    # single reduceat call sums all four per step.
-    buf = np.empty((4, n - 1))
-    dt = np.diff(t)
-    np.add(i[1:], i[:-1], out=buf[0])
-    buf[0] *= dt
-    np.abs(buf[0], out=buf[1])
-    power = v * i
-    np.add(power[1:], power[:-1], out=buf[2])
-    buf[2] *= dt
-    np.abs(buf[2], out=buf[3])
-    sums = _interval_sums(buf, starts, ends)
-    q_net, q_abs, e_net, e_abs = sums * 0.5
-    dq = buf[0]
+    q_net, q_abs, e_net, e_abs = _step_sums(t, v, i, starts) * 0.5
     charge = (q_abs + q_net) / 7200.0
     discharge = (q_abs - q_net) / 7200.0
     t_start = t[np.maximum(starts - 1, 0)]
@@ -435,7 +460,7 @@ def step_table(ts: TimeSeries, opts: SegmentationOptions | None = None) -> StepT
         if c == s:
             part = q_net[k] / 3600.0
         else:
-            part = float(np.sum(dq[c - 1 : e - 1])) * 0.5 / 3600.0
+            part = float(np.dot(i[c:e] + i[c - 1 : e - 1], np.diff(t[c - 1 : e]))) / 7200.0
         if level[k] > 0:
             cv_charge[k] = max(part, 0.0)
         else:
