@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from station.grading.results import Quality
+from station.grading.results import Figure, Quality
 
 Complex = NDArray[Any]
 Float = NDArray[Any]
@@ -442,6 +442,41 @@ def lin_kk(
     res_im = (z.imag - z_fit.imag) / np.abs(z)
     worst = float(max(np.abs(res_re).max(), np.abs(res_im).max()))
     return LinKKResult(m, mu, res_re, res_im, worst, worst < threshold)
+
+
+def acir_ohm(f_hz: Float, z: Complex, at_hz: float = 1000.0) -> Figure:
+    """Re Z at ``at_hz`` (1 kHz ACIR, grading.md 2.3), interpolated on log frequency; NaN and
+    flagged when the spectrum does not span that frequency."""
+    f = np.asarray(f_hz, dtype=float)
+    order = np.argsort(f)
+    if not f.min() <= at_hz <= f.max():
+        return Figure(
+            float("nan"),
+            "ohm",
+            flags=frozenset({Quality.OUT_OF_RANGE}),
+            note=f"spectrum spans {f.min():g}-{f.max():g} Hz, not {at_hz:g} Hz",
+        )
+    value = np.interp(np.log(at_hz), np.log(f[order]), np.asarray(z).real[order])
+    return Figure(float(value), "ohm")
+
+
+def eis_figures(f_hz: Float, z: Complex, circuit_name: str = "full") -> dict[str, Figure]:
+    """Fitted resistances and time constants as Figures, each carrying the fit's and the
+    Lin-KK check's flags (a spectrum that fails Kramers-Kronig is not trusted for grading)."""
+    result = fit(f_hz, z, circuit_name)
+    kk = lin_kk(f_hz, z)
+    flags = set(result.flags)
+    if not kk.valid:
+        flags.add(Quality.KRAMERS_KRONIG_FAILED)
+    note = f"{CIRCUITS[circuit_name].impedance_py}, residual {result.residual_rms:.2%}"
+    out = {
+        f"eis_{name.lower()}": Figure(float(v), unit, float(e), frozenset(flags), note)
+        for name, v, unit, e in zip(
+            result.names, result.values, result.units, result.std_errors, strict=True
+        )
+    }
+    out["acir_ohm"] = acir_ohm(f_hz, z)
+    return out
 
 
 def compare_models(

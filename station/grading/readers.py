@@ -78,12 +78,12 @@ def read_bdf_csv(path: str | Path, flip_current: bool = False) -> LoadedSeries:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as error:
         raise InputFileError(f"{path}: cannot read ({error.strerror})") from None
+    if not text.strip():
+        raise InputFileError(f"{path}: empty file")
     delimiter = _sniff(text)
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True)
-    rows = [row for row in reader if row and any(cell.strip() for cell in row)]
-    if len(rows) < 3:
-        raise InputFileError(f"{path}: needs a header and at least 2 data rows")
-    header = [h.strip().lower() for h in rows[0]]
+    head_line = text.split("\n", 1)[0]
+    head_row = next(csv.reader([head_line], delimiter=delimiter, skipinitialspace=True), [])
+    header = [h.strip().lower() for h in head_row]
     found: dict[str, int] = {}
     for ours, aliases in ALIASES.items():
         for alias in aliases:
@@ -94,10 +94,17 @@ def read_bdf_csv(path: str | Path, flip_current: bool = False) -> LoadedSeries:
     if missing:
         raise InputFileError(
             f"{path}: missing column(s) {', '.join(repr(m.title()) for m in missing)} "
-            f"(header has {', '.join(repr(h) for h in rows[0])})"
+            f"(header has {', '.join(repr(h) for h in head_row)})"
         )
     names = list(found)
-    table = _numeric_table(rows[1:], [found[n] for n in names], names, 2, path)
+    table = _fast_table(text, delimiter, [found[n] for n in names])
+    if table is None:
+        # Slow path only to find and name the offending line and column.
+        reader = csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True)
+        rows = [row for row in reader if row and any(cell.strip() for cell in row)]
+        table = _numeric_table(rows[1:], [found[n] for n in names], names, 2, path)
+    if len(table) < 2:
+        raise InputFileError(f"{path}: needs a header and at least 2 data rows")
     data = {name: table[:, k] for k, name in enumerate(names)}
     current = -data["current_a"] if flip_current else data["current_a"]
     try:
@@ -120,7 +127,23 @@ def read_bdf_csv(path: str | Path, flip_current: bool = False) -> LoadedSeries:
             "count discharge current as positive; the station counts charge as positive. "
             "Re-run with --flip-current if that is so."
         )
-    return LoadedSeries(series, {n: rows[0][found[n]].strip() for n in names}, flip_current)
+    return LoadedSeries(series, {n: head_row[found[n]].strip() for n in names}, flip_current)
+
+
+def _fast_table(text: str, delimiter: str, columns: list[int]) -> np.ndarray | None:
+    """All data rows at numpy speed, or None when any cell is not a number."""
+    try:
+        table = np.loadtxt(
+            io.StringIO(text),
+            delimiter=None if delimiter == " " else delimiter,
+            skiprows=1,
+            usecols=columns,
+            ndmin=2,
+            dtype=np.float64,
+        )
+    except (ValueError, IndexError):
+        return None
+    return table
 
 
 def _looks_flipped(ts: TimeSeries) -> bool:

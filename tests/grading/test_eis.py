@@ -167,3 +167,21 @@ def test_arrhenius_compensation_round_trip_and_refusal() -> None:
     assert near.value == 0.02 and near.ok
     with pytest.raises(ValueError, match="three"):
         fit_activation_energy(np.array([20.0, 25.0]), np.array([0.02, 0.02]))
+
+
+def test_eis_figures_carry_kk_flag_and_acir() -> None:
+    from station.grading.eis import acir_ohm, eis_figures
+
+    z = CIRCUITS["full"].impedance(FULL, F_HZ)[0]
+    figures = eis_figures(F_HZ, z, "full")
+    assert figures["eis_r0"].value == pytest.approx(FULL[1], rel=1e-6) and figures["eis_r0"].ok
+    # Re Z at 1 kHz of the model itself (1 kHz is one of the sampled frequencies here).
+    f1k = np.array([1000.0])
+    exact = CIRCUITS["full"].impedance(FULL, f1k)[0, 0].real
+    grid = np.geomspace(1e4, 1e-2, 61)
+    assert acir_ohm(grid, z).value == pytest.approx(exact, rel=2e-3)  # log-interp, 7 pts/decade
+    drifted = z.copy()
+    drifted[40:] = drifted[40:].real * 1.15 + 1j * drifted[40:].imag
+    flagged = eis_figures(F_HZ, drifted, "full")
+    assert Quality.KRAMERS_KRONIG_FAILED in flagged["eis_r1"].flags
+    assert Quality.OUT_OF_RANGE in acir_ohm(F_HZ[:10], z[:10], at_hz=0.001).flags
