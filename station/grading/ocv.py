@@ -206,3 +206,36 @@ def peaks(curve: DifferentialCurve, prominence_fraction: float = 0.05) -> list[P
 def dqdv_at(curve: DifferentialCurve, voltage_v: float) -> float:
     """dQ/dV (Ah/V) at a voltage, for leakage current at the storage SOC."""
     return float(np.interp(voltage_v, curve.x, curve.y))
+
+
+@dataclass(frozen=True)
+class PeakShift:
+    """One peak against the nearest reference peak: position shift (x units), relative height
+    and area change (%). A shift points to LLI and/or resistance rise, area loss to LAM
+    (grading.md 2.5); the mapping per chemistry is left to the analyst."""
+
+    position: float
+    shift: float
+    height_change_pct: float
+    area_change_pct: float
+
+
+def compare_peaks(
+    found: list[Peak], reference: list[Peak], max_shift: float = 0.05
+) -> list[PeakShift]:
+    """Pair each reference peak with the nearest found peak within ``max_shift``."""
+    out = []
+    for ref in reference:
+        near = [p for p in found if abs(p.position - ref.position) <= max_shift]
+        if not near:
+            continue
+        peak = min(near, key=lambda p: abs(p.position - ref.position))
+        out.append(
+            PeakShift(
+                position=peak.position,
+                shift=peak.position - ref.position,
+                height_change_pct=(peak.height / ref.height - 1.0) * 100.0,
+                area_change_pct=(peak.area / ref.area - 1.0) * 100.0,
+            )
+        )
+    return out

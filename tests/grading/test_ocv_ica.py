@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from station.grading.ocv import dqdv_at, dva, ica, k_value_mv_per_day, leakage, peaks, rest_ocv
+from station.grading.ocv import (
+    Peak,
+    compare_peaks,
+    dqdv_at,
+    dva,
+    ica,
+    k_value_mv_per_day,
+    leakage,
+    peaks,
+    rest_ocv,
+)
 from station.grading.results import Figure, Quality
 
 
@@ -79,3 +89,13 @@ def test_ica_of_a_discharge_and_dva_are_consistent() -> None:
     # dV/dQ is the reciprocal of dQ/dV: at the middle stage's centre, 4 w / Q = 0.06 V/Ah.
     q_mid = 0.6 + 0.5
     assert float(np.interp(q_mid, dv.x, dv.y)) == pytest.approx(0.06, rel=0.05)
+
+
+def test_peak_comparison_by_hand() -> None:
+    ref = [Peak(3.65, 40.0, 1.0, 0.02), Peak(3.95, 20.0, 0.4, 0.02)]
+    aged = [Peak(3.67, 30.0, 0.8, 0.025), Peak(3.2, 5.0, 0.1, 0.02)]
+    (shift,) = compare_peaks(aged, ref)
+    # +20 mV shift, height 30/40 = -25 %, area 0.8/1.0 = -20 %; the 3.95 V peak is gone.
+    assert shift.shift == pytest.approx(0.02)
+    assert shift.height_change_pct == pytest.approx(-25.0)
+    assert shift.area_change_pct == pytest.approx(-20.0)

@@ -230,3 +230,22 @@ def test_matched_groups_always_honour_windows(caps: list[float], size: int) -> N
     placed = list(itertools.chain.from_iterable(g.cell_ids for g in result.groups))
     assert len(placed) == len(set(placed)) and all(len(g.cell_ids) == size for g in result.groups)
     assert len(placed) + len(result.unmatched) == len(cells)
+
+
+def test_regrading_under_a_new_version_leaves_the_old_grade_intact(tmp_path: object) -> None:
+    from pathlib import Path
+
+    directory = Path(str(tmp_path))
+    text = (PROFILE_DIR / "second-life.toml").read_text()
+    (directory / "chemistries.toml").write_bytes((PROFILE_DIR / "chemistries.toml").read_bytes())
+    stricter = text.replace('version = "1.0.0"', 'version = "1.1.0"').replace(
+        "threshold = 80 }", "threshold = 86 }"
+    )
+    (directory / "second-life.toml").write_text(stricter)
+    cell = second_life_cell()
+    old = grade_cell(cell, load_profile("second-life"))
+    new = grade_cell(cell, load_profile(directory / "second-life.toml"))
+    assert (old.outcome, old.profile_version) == ("A", "1.0.0")
+    assert (new.outcome, new.profile_version) == ("B", "1.1.0")
+    assert old.profile_sha256 != new.profile_sha256
+    assert old.to_dict()["outcome"] == "A"  # grades are immutable values, kept as they were
