@@ -20,6 +20,10 @@ from station.grading.timeseries import (
 PULSE_COLUMNS = ("0.1", "1", "10", "end")
 
 
+def _finite(value: float) -> float | None:
+    return None if value != value or value in (float("inf"), float("-inf")) else value
+
+
 @dataclass(frozen=True)
 class SeriesAnalysis:
     steps: StepTable
@@ -31,14 +35,14 @@ class SeriesAnalysis:
         return {
             "rows": int(self.steps.end_row[-1]),
             "steps": len(self.steps),
-            "median_sample_interval_s": self.timestamps.median_interval_s,
+            "median_sample_interval_s": _finite(self.timestamps.median_interval_s),
             "repeated_timestamps": len(self.timestamps.repeated_rows),
             "cycles": self.cycles.rows(),
             "pulses": [
                 {
                     "start_s": p.start_s,
-                    "current_a": p.current_a,
-                    "duration_s": p.duration_s,
+                    "current_a": _finite(p.current_a),
+                    "duration_s": _finite(p.duration_s),
                     "soc": None if p.soc != p.soc else p.soc,
                     **{
                         f"dcir_{label}_ohm" if label != "end" else "dcir_end_ohm": (
