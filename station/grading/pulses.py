@@ -10,7 +10,7 @@ from the pulse's settled current by more than ``settle_tolerance``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -202,14 +202,7 @@ def _with_split(pulse: Pulse) -> Pulse:
     r10 = fig.get("10", Figure(float("nan"), "ohm"))
     ct = Figure(r1.value - ohmic.value, "ohm", flags=r1.flags | ohmic.flags)
     diff = Figure(r10.value - r1.value, "ohm", flags=r10.flags | r1.flags)
-    return Pulse(
-        **{
-            **pulse.__dict__,
-            "r_ohmic_ohm": ohmic,
-            "r_charge_transfer_ohm": ct,
-            "r_diffusion_ohm": diff,
-        }
-    )
+    return replace(pulse, r_ohmic_ohm=ohmic, r_charge_transfer_ohm=ct, r_diffusion_ohm=diff)
 
 
 def pulse_power_w(ocv_v: float, resistance_ohm: float, limit_v: float, discharge: bool) -> float:
