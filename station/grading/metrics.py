@@ -8,7 +8,8 @@ too short or not relaxed, no temperature recorded, no reference value.
 
 Uncertainties: charge and energy carry the cycler's current accuracy (``current_accuracy_rel``,
 relative standard uncertainty; the time base is far better and is neglected); DCIR carries
-the spread of the pulses it is the median of when there are several.
+the voltage accuracy of its two readings (``voltage_accuracy_v``, standard uncertainty) over
+the pulse current, combined with the spread of the pulses it is the median of.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class MeasurementConditions:
     max_sample_interval_s: float = 30.0
     min_rest_s: float = 1800.0
     current_accuracy_rel: float = 0.001
+    voltage_accuracy_v: float = 1e-4
     activation_energy_j_per_mol: float | None = None
 
 
@@ -126,11 +128,18 @@ def cell_metrics(
     figures["energy_wh"] = energy
     figures["rte"] = rte
     pulses = analyze_pulses(ts, steps, capacity_ah=cell.reference.rated_capacity_ah)
-    r10 = [p.dcir_ohm["10"] for p in pulses if p.is_discharge and p.dcir_ohm["10"].ok]
-    temps = [p.temperature_c for p in pulses if p.is_discharge and p.dcir_ohm["10"].ok]
+    used = [p for p in pulses if p.is_discharge and p.dcir_ohm["10"].ok]
+    r10 = [p.dcir_ohm["10"] for p in used]
+    temps = [p.temperature_c for p in used]
     if r10:
         values = np.array([f.value for f in r10])
-        sigma = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None
+        # Two voltage readings per value: sqrt(2) * accuracy / |I|, combined with the spread of
+        # the pulses when there are several.
+        reading = float(
+            np.sqrt(2.0) * cond.voltage_accuracy_v / min(abs(p.current_a) for p in used)
+        )
+        spread = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+        sigma = float(np.hypot(reading, spread))
         dcir = Figure(
             float(np.median(values)),
             "ohm",

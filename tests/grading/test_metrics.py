@@ -59,6 +59,8 @@ def test_metrics_of_a_grading_run_at_25c() -> None:
     drift = 1.5 * 10.0 / 3600.0 / 2.0
     expected_r10 = R0 + R1 * (1 - math.exp(-10 / TAU)) + drift
     assert metrics.figures["dcir_10s_25c_ohm"].value == pytest.approx(expected_r10, abs=1e-9)
+    # One pulse of 2 A: sigma = sqrt(2) * 0.1 mV / 2 A.
+    assert metrics.figures["dcir_10s_25c_ohm"].uncertainty == pytest.approx(math.sqrt(2) * 5e-5)
     r_inc = metrics.figures["resistance_increase_pct"].value
     assert r_inc == pytest.approx((metrics.figures["dcir_10s_25c_ohm"].value / 0.035 - 1) * 100)
     assert 0.85 < metrics.figures["rte"].value < 1.0
