@@ -274,6 +274,18 @@ def _check_spectra(f_hz: Float, z: Complex) -> None:
         raise ValueError(f"impedance at row {int(where[-1])} is zero or not finite")
 
 
+#: Alternative starts, as factors on the automatic guess by parameter name: Warburg longer or
+#: shorter, arcs' capacitances spread apart, arc resistances shifted between the two arcs.
+RESTARTS: tuple[dict[str, float], ...] = (
+    {"Rw": 10.0, "tau_w": 10.0},
+    {"Rw": 0.1, "tau_w": 0.1},
+    {"Q1": 10.0, "Q2": 0.1},
+    {"R1": 2.0, "R2": 0.5},
+)
+RETRY_RATIO = 1.3  # spectra fitting worse than this times the batch median are restarted
+SMALL_BATCH = 10  # below this every spectrum is restarted (a median means little)
+
+
 def fit_many(
     f_hz: Float,
     z: Complex,
@@ -281,8 +293,16 @@ def fit_many(
     initial: Float | None = None,
     max_iter: int = 300,
     tol: float = 1e-12,
+    restarts: bool = True,
 ) -> list[FitResult]:
-    """Fit every spectrum in ``z`` (n, m) at the shared frequencies ``f_hz`` (m,), batched."""
+    """Fit every spectrum in ``z`` (n, m) at the shared frequencies ``f_hz`` (m,), batched.
+
+    With ``restarts`` (default), spectra whose residual is above ``RETRY_RATIO`` times the
+    batch median (every spectrum in a batch under ``SMALL_BATCH``) are fitted again from the
+    ``RESTARTS`` variants of their start, and the best fit is kept: the two arcs and the
+    Warburg tail are easily traded for each other, and a single start lands in a local minimum
+    on a few percent of noisy spectra.
+    """
     f_hz = np.asarray(f_hz, dtype=float)
     z = np.atleast_2d(np.asarray(z, dtype=complex))
     _check_spectra(f_hz, z)
@@ -296,6 +316,53 @@ def fit_many(
         if initial is None
         else np.broadcast_to(np.asarray(initial, dtype=float), (n, n_par)).copy()
     )
+    results = _fit_batch(c, f_hz, z, p0, max_iter, tol)
+    if not restarts:
+        return results
+    rms = np.array([r.residual_rms for r in results])
+    redo = np.arange(n) if n < SMALL_BATCH else np.flatnonzero(rms > RETRY_RATIO * np.median(rms))
+    for variant in RESTARTS:
+        factors = np.array([variant.get(name, 1.0) for name in c.params])
+        if len(redo) == 0 or np.all(factors == 1.0):
+            continue
+        start = p0[redo] * factors
+        for k in c.exponents:
+            start[:, k] = np.minimum(start[:, k], 0.999)
+        for k, alt in zip(
+            redo.tolist(), _fit_batch(c, f_hz, z[redo], start, max_iter, tol), strict=True
+        ):
+            current = results[k]
+            better = alt.residual_rms < current.residual_rms * (1.0 - 1e-6)
+            if (alt.converged and not current.converged) or (
+                alt.converged == current.converged and better
+            ):
+                results[k] = alt
+    return results
+
+
+def _order_arcs(c: Circuit, p: Float) -> Float:
+    """Swap the two R||CPE arcs where needed so that arc 1 is the faster one (smaller
+    tau = (R Q)^(1/a)): the model is symmetric under the swap and names must mean the same."""
+    if c.chain.count("RCPE") != 2:
+        return p
+    first = c.params.index("R1")
+    second = c.params.index("R2")
+    log_tau1 = np.log(p[:, first] * p[:, first + 1]) / p[:, first + 2]
+    log_tau2 = np.log(p[:, second] * p[:, second + 1]) / p[:, second + 2]
+    swap = log_tau1 > log_tau2
+    out = p.copy()
+    one, two = slice(first, first + 3), slice(second, second + 3)
+    out[swap, one] = p[swap, two]
+    out[swap, two] = p[swap, one]
+    return out
+
+
+def _fit_batch(
+    c: Circuit, f_hz: Float, z: Complex, p0: Float, max_iter: int, tol: float
+) -> list[FitResult]:
+    """Batched Levenberg-Marquardt from the starts ``p0`` (n, P)."""
+    n, m = z.shape
+    n_par = len(c.params)
     u = _to_u(c, p0)
     lam = np.full(n, 1e-2)
     active = np.ones(n, dtype=bool)
@@ -344,13 +411,15 @@ def fit_many(
         done[idx[converged_now]] = True
         active[idx[converged_now]] = False
     p, _ = _from_u(c, u)
+    p = _order_arcs(c, p)
     results = []
     dof = max(2 * m - n_par, 1)
+    _, jp_final = _residuals(c, p, f_hz, z)
     for k in range(n):
         s2 = cost[k] / dof
         # Relative parameterisation keeps J^T J well scaled (L0 ~ 1e-7 H next to Q ~ 1e2).
         scale = np.where(p[k] != 0, np.abs(p[k]), 1.0)
-        js = jp[k] * scale
+        js = jp_final[k] * scale
         cov_rel = s2 * np.linalg.pinv(js.T @ js, rcond=1e-12)
         std = np.sqrt(np.abs(np.diag(cov_rel))) * scale
         flags = frozenset() if done[k] else frozenset({Quality.FIT_NOT_CONVERGED})
