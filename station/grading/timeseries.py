@@ -303,6 +303,24 @@ def _cv_start(
     return start + first if candidate[first] else end
 
 
+def _detect_boundaries(i: FloatArray, rest_a: float, jump: float) -> IntArray:
+    """Rows where a step starts: the direction (charge/rest/discharge) changes or the current
+    jumps by more than ``jump`` from the previous row. Walked in cache-sized blocks."""
+    found = [np.zeros(1, dtype=np.int64)]
+    n = len(i)
+    for a in range(0, n - 1, BLOCK_ROWS):
+        b = min(a + BLOCK_ROWS, n - 1)
+        block = i[a : b + 1]
+        # int8 direction codes (+1 charge, -1 discharge, 0 rest) keep these passes narrow.
+        code = (block > rest_a).view(np.int8) - (block < -rest_a).view(np.int8)
+        change = code[1:] != code[:-1]
+        step = block[1:] - block[:-1]
+        change |= step > jump
+        change |= step < -jump
+        found.append(np.flatnonzero(change) + (a + 1))
+    return np.concatenate(found).astype(np.int64)
+
+
 def segment(ts: TimeSeries, opts: SegmentationOptions | None = None) -> tuple[IntArray, IntArray]:
     """Step start rows and, per step, the first row of its CV part (= its end row when none;
     -1 when the cycler gave the steps and the CV part is still to be located).
@@ -321,21 +339,15 @@ def segment(ts: TimeSeries, opts: SegmentationOptions | None = None) -> tuple[In
             starts = np.union1d(starts, _run_starts(ts.cycle_count)).astype(np.int64)
         # CV parts are found by step_table once it knows each step's mean current.
         return starts, np.full(len(starts), -1, dtype=np.int64)
-    # int8 direction codes (+1 charge, -1 discharge, 0 rest) keep these passes narrow.
-    sign = (i > rest_a).view(np.int8) - (i < -rest_a).view(np.int8)
     jump = opts.jump_fraction * (max(float(i.max()), -float(i.min())) or 1.0)
-    step_i = np.diff(i)
-    boundary = sign[1:] != sign[:-1]
-    boundary |= step_i > jump
-    boundary |= step_i < -jump
+    raw = _detect_boundaries(i, rest_a, jump)
     if ts.cycle_count is not None:
-        boundary |= ts.cycle_count[1:] != ts.cycle_count[:-1]
-    raw = np.concatenate(([0], np.flatnonzero(boundary) + 1)).astype(np.int64)
+        raw = np.union1d(raw, _run_starts(ts.cycle_count)).astype(np.int64)
+    sign = (i[raw] > rest_a).astype(np.int8) - (i[raw] < -rest_a).astype(np.int8)
     raw_ends = np.append(raw[1:], n)
     starts_out: list[int] = []
     cv_out: list[int] = []
-    for s, e in zip(raw.tolist(), raw_ends.tolist(), strict=True):
-        direction = int(sign[s])
+    for s, e, direction in zip(raw.tolist(), raw_ends.tolist(), sign.tolist(), strict=True):
         c = _cv_start(v, i, s, e, direction > 0, opts) if direction != 0 and e - s > 1 else e
         if s < c < e:
             starts_out += [s, c]
