@@ -268,9 +268,13 @@ class CycleTable:
 
 
 def _run_starts(codes: IntArray) -> IntArray:
-    """First row of each run of equal values."""
-    change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
-    return np.concatenate(([0], change)).astype(np.int64)
+    """First row of each run of equal values (walked in cache-sized blocks)."""
+    found = [np.zeros(1, dtype=np.int64)]
+    n = len(codes)
+    for a in range(0, n - 1, BLOCK_ROWS):
+        b = min(a + BLOCK_ROWS, n - 1)
+        found.append(np.flatnonzero(codes[a + 1 : b + 1] != codes[a:b]) + (a + 1))
+    return np.concatenate(found).astype(np.int64)
 
 
 def _rest_threshold(i: FloatArray, opts: SegmentationOptions) -> float:
