@@ -91,7 +91,9 @@ CLAUSES: Mapping[str, ClauseInfo] = {
     "6.7.3.3": ClauseInfo("remaining power capability", "W"),
     "6.7.3.4": ClauseInfo("power fade", "%"),
     "6.7.3.5": ClauseInfo("maximum permitted battery power", "W"),
+    "6.7.3.6": ClauseInfo("ratio nominal battery power to battery energy", "W/Wh"),
     "6.7.4.2": ClauseInfo("initial round-trip energy efficiency", "%"),
+    "6.7.4.3": ClauseInfo("round-trip energy efficiency at 50 % of cycle life", "%"),
     "6.7.4.4": ClauseInfo("remaining round-trip energy efficiency", "%"),
     "6.7.4.5": ClauseInfo("round-trip energy efficiency fade", "%"),
     "6.7.4.6": ClauseInfo("initial self-discharging rate", "%/month"),
@@ -100,10 +102,17 @@ CLAUSES: Mapping[str, ClauseInfo] = {
     "6.7.5": ClauseInfo("internal (ohmic) resistance", "Ohm"),
     "6.7.5.2": ClauseInfo("initial internal resistance", "Ohm"),
     "6.7.5.3": ClauseInfo("internal resistance increase", "%"),
+    "6.7.6.2": ClauseInfo("expected lifetime in calendar years", "years"),
+    "6.7.6.3": ClauseInfo("expected number of cycles", "1", "integer"),
     "6.7.6.4": ClauseInfo("number of full cycles", "1", "integer"),
+    "6.7.6.5": ClauseInfo("cycle-life reference test", "document ids", "text_list"),
+    "6.7.6.6": ClauseInfo("C-rate of the relevant cycle-life test", "1/h"),
     "6.7.6.7": ClauseInfo("energy throughput", "kWh"),
     "6.7.6.8": ClauseInfo("capacity throughput", "Ah"),
+    "6.7.6.9": ClauseInfo("capacity threshold for exhaustion", "%"),
     "6.7.7.2": ClauseInfo("temperature information", "degC"),
+    "6.7.7.3": ClauseInfo("idle state temperature range, lower boundary", "degC"),
+    "6.7.7.4": ClauseInfo("idle state temperature range, upper boundary", "degC"),
     "6.7.7.5": ClauseInfo("time spent in extreme temperatures above boundary", "min"),
     "6.7.7.6": ClauseInfo("time spent in extreme temperatures below boundary", "min"),
     "6.7.7.7": ClauseInfo("time spent charging during extreme temperatures above boundary", "min"),
@@ -217,7 +226,9 @@ class PassportValue:
 @dataclass(frozen=True)
 class CellIdentity:
     """Identity of the cell as far as the nameplate models need it (mostly from the label,
-    the supplier or the earlier passport). ``passport_id`` is the URI of this passport."""
+    the supplier or the earlier passport). ``passport_id`` is the URI of this passport;
+    ``component`` is what was graded (cell, module or pack); ``warranty_period`` an ISO 8601
+    duration; ``markings`` pairs of (marking name, marking file URI)."""
 
     passport_id: str
     serial_number: str
@@ -234,6 +245,10 @@ class CellIdentity:
     address_city: str = ""
     address_country: str = ""
     component: str = "cell"
+    warranty_period: str = ""
+    markings: tuple[tuple[str, str], ...] = ()
+    declarations_of_conformity: tuple[str, ...] = ()
+    compliance_test_reports: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -621,6 +636,10 @@ def record_to_dict(record: GradingRecord) -> dict[str, Any]:
             "date_of_manufacture": _date_or_none(cell.date_of_manufacture),
             "date_of_putting_into_service": _date_or_none(cell.date_of_putting_into_service),
             "facility_identifier": cell.facility_identifier,
+            "warranty_period": cell.warranty_period,
+            "markings": [list(m) for m in cell.markings],
+            "declarations_of_conformity": list(cell.declarations_of_conformity),
+            "compliance_test_reports": list(cell.compliance_test_reports),
             "address": {
                 "street": cell.address_street,
                 "zip": cell.address_zip,
@@ -716,6 +735,10 @@ def record_from_dict(data: Mapping[str, Any]) -> GradingRecord:
         address_zip=_field(address, "zip", "cell.address"),
         address_city=_field(address, "city", "cell.address"),
         address_country=_field(address, "country", "cell.address"),
+        warranty_period=_field(c, "warranty_period", "cell"),
+        markings=tuple((str(m[0]), str(m[1])) for m in _field(c, "markings", "cell")),
+        declarations_of_conformity=tuple(_field(c, "declarations_of_conformity", "cell")),
+        compliance_test_reports=tuple(_field(c, "compliance_test_reports", "cell")),
     )
     g = _field(data, "grade", "record")
     grade = GradeOutcome(

@@ -117,7 +117,7 @@ INSTRUMENTS = (
 
 def graded_cell(index: int, seed: int = 7) -> GradedCell:
     rng = np.random.default_rng(seed * 1000 + index)
-    true_capacity = RATED_AH * rng.uniform(0.62, 0.97)
+    true_capacity = RATED_AH * rng.uniform(0.55, 0.97)
     r_ohm = rng.uniform(0.018, 0.045)
     start = T0 + timedelta(hours=12 * index)
     raw = synth_raw(true_capacity, r_ohm, start)
@@ -161,6 +161,10 @@ def graded_cell(index: int, seed: int = 7) -> GradedCell:
         address_zip="70173",
         address_city="Stuttgart",
         address_country="DE",
+        warranty_period="P8Y",
+        markings=(("CE", "https://example.com/marking/ce.pdf"),),
+        declarations_of_conformity=("DoC-NMC-5Ah-2019",),
+        compliance_test_reports=("UN38.3-TR-4471",),
     )
     finished = start + timedelta(seconds=float(raw.t_s[-1]))
     builder = RecordBuilder(
@@ -187,6 +191,35 @@ def graded_cell(index: int, seed: int = 7) -> GradedCell:
     builder.datasheet("6.7.2.5", RATED_WH / 1000, origin="datasheet NMC-5Ah rev C", observed_at=T0)
     builder.datasheet("6.7.4.2", 97.5, origin="datasheet NMC-5Ah rev C", observed_at=T0)
     builder.datasheet("6.7.4.6", 2.0, origin="datasheet NMC-5Ah rev C", observed_at=T0)
+    sheet = "datasheet NMC-5Ah rev C"
+    for clause, number in (
+        ("6.1.3.6", 0.069),
+        ("6.7.2.9", 2.5),
+        ("6.7.2.10", 4.2),
+        ("6.7.2.11", 3.6),
+        ("6.7.3.5", 72.0),
+        ("6.7.3.6", 4.0),
+        ("6.7.4.3", 95.0),
+        ("6.7.6.2", 10.0),
+        ("6.7.6.6", 0.5),
+        ("6.7.6.9", 70.0),
+        ("6.7.7.3", -20.0),
+        ("6.7.7.4", 45.0),
+    ):
+        builder.datasheet(clause, number, origin=sheet, observed_at=T0)
+    builder.add(
+        PassportValue("6.7.6.3", 1000, "1", Source.DATASHEET, T0, origin=sheet),
+    )
+    builder.add(
+        PassportValue(
+            "6.7.6.5",
+            ("IEC 62660-1 cycle life",),
+            "document ids",
+            Source.DATASHEET,
+            T0,
+            origin=sheet,
+        ),
+    )
     for soc in (20, 80):
         builder.datasheet(
             "6.7.3.2",
@@ -197,7 +230,7 @@ def graded_cell(index: int, seed: int = 7) -> GradedCell:
             conditions=Conditions(temperature_c=25.0, soc_pct=soc, pulse_length_s=10.0),
         )
     builder.datasheet(
-        "6.7.5.2", 0.016, origin="datasheet NMC-5Ah rev C", observed_at=T0, qualifier="method=dcir"
+        "6.7.5.2", 0.021, origin="datasheet NMC-5Ah rev C", observed_at=T0, qualifier="method=dcir"
     )
     builder.measured(
         "6.7.2.3",
