@@ -16,6 +16,7 @@ import station
 COMMAND_MODULES = (
     "station.cli.cmd_demo",
     "station.cli.cmd_gui",
+    "station.cli.cmd_verify",
 )
 
 
