@@ -47,7 +47,13 @@ class GradedCell:
 
 def ocv_v(soc: np.ndarray) -> np.ndarray:
     """A smooth NMC-like open-circuit voltage curve, 3.0 V empty to 4.18 V full."""
-    return 3.0 + 0.95 * soc + 0.23 * np.tanh(12.0 * (soc - 0.08)) - 0.05 * np.exp(-40 * soc)
+    return (
+        3.0
+        + 0.85 * soc
+        + 0.23 * np.tanh(12.0 * (soc - 0.08))
+        + 0.08 * np.tanh(20.0 * (soc - 0.6))
+        - 0.05 * np.exp(-40 * soc)
+    )
 
 
 def synth_raw(capacity_ah: float, r_ohm: float, t0: datetime) -> RawSeries:
