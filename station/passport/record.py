@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from station.passport.canonical import canonical_bytes
 
@@ -197,8 +197,9 @@ class Instrument:
 class PassportValue:
     """One value of the record, with everything DIN 99100 §6.7.1 asks for.
 
-    ``value`` is in ``unit`` (the clause's unit). ``uncertainty`` is the expanded uncertainty
-    (k = 2) in the same unit, ``None`` when the source does not state one. ``origin`` identifies
+    ``value`` is in ``unit`` (the clause's unit). ``uncertainty`` is the standard uncertainty
+    (k = 1, as ``station.grading`` figures carry it) in the same unit, ``None`` when the source
+    does not state one; reports print the expanded uncertainty U = 2u. ``origin`` identifies
     the document a non-measured value came from (BMS read-out id, earlier passport id, datasheet).
     """
 
@@ -253,13 +254,15 @@ class CellIdentity:
 
 @dataclass(frozen=True)
 class GradeOutcome:
-    """The grading decision: grade, bin, the reasons in plain words, and the profile used."""
+    """The grading decision: grade, bin (``station.grading`` ``Grade.outcome``: a bin name,
+    ``REJECT``, ``QUARANTINE`` or ``RETEST``), the reasons in plain words, and the profile used."""
 
     grade: str
     bin: str
     reasons: tuple[str, ...]
     profile_name: str
     profile_version: str
+    profile_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -313,6 +316,29 @@ class GradingRecord:
     def canonical(self) -> bytes:
         """Byte-identical for the same record (reliability.md P2)."""
         return canonical_bytes(record_to_dict(self))
+
+
+class FigureLike(Protocol):
+    """A computed figure as ``station.grading.results.Figure`` has it (value, unit, standard
+    uncertainty); NaN means it could not be computed."""
+
+    value: float
+    unit: str
+    uncertainty: float | None
+
+
+GRADING_METRICS: Mapping[str, tuple[str, str, float]] = {
+    # grading metric name: (record key, grading unit, factor to the record's unit)
+    "capacity_ah": ("6.7.2.3", "Ah", 1.0),
+    "energy_wh": ("6.7.2.6", "Wh", 1e-3),
+    "rte": ("6.7.4.4", "1", 100.0),
+    "dcir_10s_ohm": ("6.7.5#method=dcir", "ohm", 1.0),
+    "acir_ohm": ("6.7.5#method=acir_1khz", "ohm", 1.0),
+    "self_discharge_pct_per_month": ("6.7.4.7", "%/month", 1.0),
+}
+"""How figures of ``station.grading`` (``METRIC_UNITS`` names) land in the record. Fades and the
+capacity SoH are derived here from the same inputs (:meth:`RecordBuilder.derive_fades`), so
+the two packages cannot disagree silently: the recomputation check compares them."""
 
 
 def _check_number(key: str, value: float) -> float:
@@ -441,6 +467,36 @@ class RecordBuilder:
                 uncertainty=uncertainty,
                 instrument=instrument,
             )
+        )
+
+    def measured_figure(
+        self,
+        metric: str,
+        figure: FigureLike,
+        *,
+        instrument: str,
+        method: str,
+        observed_at: datetime,
+        conditions: Conditions | None = None,
+    ) -> RecordBuilder:
+        """Add a grading figure by its metric name (see :data:`GRADING_METRICS`)."""
+        if metric not in GRADING_METRICS:
+            raise RecordError(f"metric {metric!r}: no DIN clause mapped for it")
+        key, unit, factor = GRADING_METRICS[metric]
+        if figure.unit.lower() != unit.lower():
+            raise RecordError(f"metric {metric!r}: unit {figure.unit!r}, expected {unit!r}")
+        if not math.isfinite(figure.value):
+            raise RecordError(f"metric {metric!r}: value is {figure.value} (not computed)")
+        clause, _, qualifier = key.partition("#")
+        return self.measured(
+            clause,
+            figure.value * factor,
+            instrument=instrument,
+            method=method,
+            observed_at=observed_at,
+            uncertainty=None if figure.uncertainty is None else figure.uncertainty * factor,
+            conditions=conditions,
+            qualifier=qualifier,
         )
 
     def datasheet(
@@ -655,6 +711,7 @@ def record_to_dict(record: GradingRecord) -> dict[str, Any]:
             "reasons": list(record.grade.reasons),
             "profile_name": record.grade.profile_name,
             "profile_version": record.grade.profile_version,
+            "profile_sha256": record.grade.profile_sha256,
         },
         "operator": record.operator,
         "station_id": record.station_id,
@@ -747,6 +804,7 @@ def record_from_dict(data: Mapping[str, Any]) -> GradingRecord:
         reasons=tuple(_field(g, "reasons", "grade")),
         profile_name=_field(g, "profile_name", "grade"),
         profile_version=_field(g, "profile_version", "grade"),
+        profile_sha256=_field(g, "profile_sha256", "grade"),
     )
     try:
         status = BatteryStatus(_field(data, "status", "record"))

@@ -71,12 +71,12 @@ _DISPLAY_UNIT = {"kWh": "Wh", "Ohm": "mOhm"}
 
 
 def display(value: PassportValue, scale: float, decimals: int) -> tuple[str, str]:
-    """The value and its uncertainty as printed, e.g. ``("3.924", "0.039")``."""
+    """The value and its expanded uncertainty U = 2u as printed, e.g. ``("3.924", "0.078")``."""
     number = float(value.value) * scale  # type: ignore[arg-type]
     shown = f"{number:.{decimals}f}"
     if value.uncertainty is None:
         return shown, ""
-    return shown, f"{value.uncertainty * scale:.{max(decimals, 1)}f}"
+    return shown, f"{2.0 * value.uncertainty * scale:.{max(decimals, 1)}f}"
 
 
 def display_unit(value: PassportValue, scale: float) -> str:

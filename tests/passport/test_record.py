@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -225,3 +225,44 @@ def test_conditions_survive_the_round_trip() -> None:
         temperature_c=25.0, soc_pct=0.0, pulse_length_s=10.0, rest_s=600
     )
     assert replace(again, operator="x").canonical() != record.canonical()
+
+
+@dataclass(frozen=True)
+class _Figure:
+    """Shaped like station.grading.results.Figure (value, unit, standard uncertainty)."""
+
+    value: float
+    unit: str
+    uncertainty: float | None = None
+
+
+def test_grading_figures_land_on_their_clauses_in_record_units() -> None:
+    builder = _builder()
+    at = T0 + timedelta(minutes=30)
+    builder.measured_figure(
+        "energy_wh", _Figure(14.2, "Wh", 0.1), instrument="cycler", method="m", observed_at=at
+    )
+    builder.measured_figure(
+        "rte", _Figure(0.953, "1", 0.004), instrument="cycler", method="m", observed_at=at
+    )
+    builder.measured_figure(
+        "dcir_10s_ohm", _Figure(0.031, "ohm"), instrument="cycler", method="m", observed_at=at
+    )
+    record = builder.build()
+    # Wh -> kWh and ratio -> %: factors 1e-3 and 100, exact to 1e-12 relative.
+    assert record.number("6.7.2.6") == pytest.approx(0.0142, rel=1e-12)
+    assert record.require("6.7.2.6").uncertainty == pytest.approx(1e-4, rel=1e-12)
+    assert record.number("6.7.4.4") == pytest.approx(95.3, rel=1e-12)
+    assert record.require("6.7.5#method=dcir").unit == "Ohm"
+    with pytest.raises(RecordError, match="unit 'mOhm', expected 'ohm'"):
+        _builder().measured_figure(
+            "acir_ohm", _Figure(30.0, "mOhm"), instrument="acir", method="m", observed_at=at
+        )
+    with pytest.raises(RecordError, match="value is nan"):
+        _builder().measured_figure(
+            "capacity_ah", _Figure(math.nan, "Ah"), instrument="cycler", method="m", observed_at=at
+        )
+    with pytest.raises(RecordError, match="no DIN clause mapped"):
+        _builder().measured_figure(
+            "k_mv_per_day", _Figure(1.0, "mV/day"), instrument="cycler", method="m", observed_at=at
+        )

@@ -141,7 +141,7 @@ def test_certificate_pdf_carries_the_recomputed_figures(
         f"{figures['6.7.4.4']:.1f}",  # %
         f"{figures['6.7.5#method=dcir'] * 1000:.2f}",  # mOhm
         f"{figures['x-station.soh-capacity']:.1f}",
-        f"{record.require('6.7.2.3').uncertainty:.3f}",
+        f"{2 * record.require('6.7.2.3').uncertainty:.3f}",  # U = 2u
         info.key_fingerprint,
         info.signed_sha256,
         record.raw_data_sha256,
