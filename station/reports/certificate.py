@@ -18,7 +18,6 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
-    Image,
     KeepTogether,
     Paragraph,
     SimpleDocTemplate,
@@ -30,7 +29,7 @@ from reportlab.platypus import (
 from station.passport.rawdata import RawSeries
 from station.passport.record import GradingRecord, PassportValue, format_utc
 from station.passport.signing import b64url_decode
-from station.reports.layout import build, styles, table
+from station.reports.layout import FitImage, build, styles, table
 from station.reports.plots import Impedance, cell_panels
 
 GRADE_COLOURS = {"A": "#2e7d32", "B": "#1f4e79", "C": "#b26a00"}
@@ -192,7 +191,7 @@ def render_certificate(
         raw, discharge_step=discharge_step, pulse_step=pulse_step, impedance=impedance
     )
     story.append(Spacer(1, 2 * mm))
-    story.append(Image(io.BytesIO(png), width=174 * mm, height=174 * mm * 0.63))
+    story.append(FitImage(io.BytesIO(png), width=174 * mm, height=174 * mm * 0.63))
 
     story.append(Paragraph("Test conditions and methods", s["h"]))
     cond_rows: list[list[object]] = [

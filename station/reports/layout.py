@@ -9,7 +9,7 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import SimpleDocTemplate, Table, TableStyle
+from reportlab.platypus import Image, SimpleDocTemplate, Table, TableStyle
 
 NAVY = colors.HexColor("#1f4e79")
 
@@ -38,7 +38,7 @@ def styles() -> dict[str, ParagraphStyle]:
 
 
 def table(rows: list[list[object]], widths: list[float], header: bool = True) -> Table:
-    table = Table(rows, colWidths=widths, hAlign="LEFT")
+    table = Table(rows, colWidths=widths, hAlign="LEFT", repeatRows=1 if header else 0)
     style = [
         ("FONTSIZE", (0, 0), (-1, -1), 7.5),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
@@ -74,3 +74,19 @@ def build(out_path: Path, story: list[object], footer: Callable[..., None], titl
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     temporary.replace(out_path)
     return out_path
+
+
+class FitImage(Image):
+    """An image that shrinks (down to ``min_scale``) to fit the space left on the page, so a
+    longer reasons list does not push the plots onto the next page."""
+
+    def __init__(self, data: object, width: float, height: float, min_scale: float = 0.7) -> None:
+        super().__init__(data, width=width, height=height)
+        self._natural = (width, height)
+        self._min_scale = min_scale
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:  # noqa: N803
+        width, height = self._natural
+        scale = min(1.0, max(self._min_scale, availHeight / height))
+        self.drawWidth, self.drawHeight = width * scale, height * scale
+        return super().wrap(availWidth, availHeight)

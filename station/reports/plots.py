@@ -43,6 +43,12 @@ def _png(figure: Figure, dpi: int = 200) -> bytes:
     return buffer.getvalue()
 
 
+def _no_data(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def dqdv(
     capacity_ah: np.ndarray, voltage_v: np.ndarray, bin_v: float = 0.01
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +117,8 @@ def cell_panels(
                 )
                 twin.set_ylabel("current / A", color="#b0413e")
                 twin.grid(False)
+        else:
+            _no_data(ax, "no pulse in this test")
         ax.set_title("Pulse response")
         ax.set_xlabel("time from pulse start / s")
         ax.set_ylabel("voltage / V")
@@ -123,6 +131,8 @@ def cell_panels(
                 ax.plot(f.real * 1e3, -f.imag * 1e3, "-", color="#b0413e", label="fit")
             ax.set_aspect("equal", adjustable="datalim")
             ax.legend(loc="upper left", fontsize=6.5)
+        else:
+            _no_data(ax, "no impedance spectrum in this test")
         ax.set_title("Nyquist plot (EIS)")
         ax.set_xlabel("Z' / mOhm")
         ax.set_ylabel("-Z'' / mOhm")

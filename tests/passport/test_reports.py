@@ -239,3 +239,30 @@ def test_csv_and_xlsx_summaries_neutralise_every_attack(
             assert cell.data_type != "f"
         assert restore(str(row[9].value)) == attack  # operator column
         assert isinstance(row[5].value, float)
+
+
+def test_certificate_without_pulse_or_spectrum_and_with_long_reasons(
+    batch: list[GradedCell], tmp_path: Path
+) -> None:
+    cell = batch[5]
+    reasons = tuple(f"reason number {n}: a rule explanation in plain words" for n in range(6))
+    record = replace(cell.record, grade=replace(cell.record.grade, reasons=reasons))
+    signed = sign_document(record.to_dict(), StationKey.generate())
+    path = render_certificate(
+        record,
+        cell.raw,
+        tmp_path / "minimal.pdf",
+        signature=SignatureInfo.from_signed(signed),
+        discharge_step=2,
+    )
+    text = _pdftotext(path)
+    assert all(reason in text for reason in reasons)
+    assert text.count("\f") == 2  # the plots shrink to fit instead of adding a page
+
+
+def test_batch_report_repeats_table_headers_on_later_pages(tmp_path: Path) -> None:
+    records = [c.record for c in graded_batch(40, seed=3)]
+    path = render_batch_report(summarise(records, lot="LOT-40"), tmp_path / "b.pdf")
+    pages = _pdftotext(path).split("\f")
+    assert len([p for p in pages if p.strip()]) >= 2
+    assert all("Serial" in page for page in pages if page.strip())
