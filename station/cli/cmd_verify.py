@@ -32,6 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="PEM public key of a trusted station (repeatable); the local station key is "
         "trusted too when it exists",
     )
+    parser.add_argument(
+        "--raw",
+        type=Path,
+        help="BDF CSV of the raw data; checked against the raw_data_sha256 the signed file holds",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -67,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.file}: {error.strerror or error}") from error
     trusted = _trusted_keys(args.public_key)
     result = verify_bytes(data, trusted or None)
+    if args.raw is not None:
+        result.problems.extend(_raw_problems(args.raw, result.document))
+        result.ok = result.ok and not result.problems
     if not result.ok:
         print(f"{args.file}: REJECTED")
         for problem in result.problems:
@@ -80,3 +88,28 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNTRUSTED
     print(f"{args.file}: VALID, signed by key {result.kid}")
     return EXIT_OK
+
+
+def _raw_problems(path: Path, document: object) -> list[str]:
+    """Compare the raw data file with the digest in the signed record or export."""
+    from station.cli.main import CommandError
+    from station.passport.rawdata import RawDataError, read_bdf_csv
+    from station.passport.record import raw_data_sha256
+
+    signed_digest = None
+    if isinstance(document, dict):
+        signed_digest = document.get("raw_data_sha256") or document.get("metadata", {}).get(
+            "raw_data_sha256"
+        )
+    if not isinstance(signed_digest, str):
+        return ["the signed file holds no raw_data_sha256 to check the raw data against"]
+    try:
+        raw = read_bdf_csv(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise CommandError(f"{path}: {error.strerror or error}") from error
+    except RawDataError as error:
+        return [f"raw data {path.name}: {error}"]
+    digest = raw_data_sha256(raw.columns())
+    if digest != signed_digest:
+        return [f"raw data {path.name} differs from the signed raw_data_sha256 (samples changed)"]
+    return []

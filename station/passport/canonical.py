@@ -36,12 +36,31 @@ def _check(value: Any, path: str) -> None:
     raise CanonicalJsonError(f"{path or '/'}: {type(value).__name__} is not a JSON type")
 
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_bytes(value: Any) -> bytes:
-    """The canonical UTF-8 bytes of ``value`` (dicts, lists, str, int, float, bool, None)."""
-    _check(value, "")
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    """The canonical UTF-8 bytes of ``value`` (dicts with string keys, lists, str, int, float,
+    bool, None); the error names the JSON pointer of the offending value."""
+    try:
+        text = _ENCODER.encode(value)
+    except (TypeError, ValueError):
+        _check(value, "")
+        raise
+    if not _keys_are_strings(value):
+        _check(value, "")
+    return text.encode("utf-8")
+
+
+def _keys_are_strings(value: Any) -> bool:
+    # json would silently turn 1, 1.5, True or None keys into strings; a canonical form must not.
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _keys_are_strings(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_keys_are_strings(v) for v in value)
+    return True
 
 
 def leaf_paths(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -266,3 +266,12 @@ def test_grading_figures_land_on_their_clauses_in_record_units() -> None:
         _builder().measured_figure(
             "k_mv_per_day", _Figure(1.0, "mV/day"), instrument="cycler", method="m", observed_at=at
         )
+
+
+def test_canonical_bytes_refuse_non_string_keys_and_odd_types() -> None:
+    with pytest.raises(CanonicalJsonError, match="/a: key 1 is not a string"):
+        canonical_bytes({"a": {1: "x"}})
+    with pytest.raises(CanonicalJsonError, match="/b: set is not a JSON type"):
+        canonical_bytes({"b": {1, 2}})
+    with pytest.raises(CanonicalJsonError, match="/c/1: inf"):
+        canonical_bytes({"c": [1.0, math.inf]})

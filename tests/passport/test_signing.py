@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import random
@@ -88,7 +87,7 @@ def _random_leaf_change(document: dict[str, Any], rng: random.Random) -> tuple[A
         new = old + "x" if old else "x"
     else:
         new = ["x"]
-    changed = copy.deepcopy(document)
+    changed = json.loads(json.dumps(document))
     node = changed
     parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.strip("/").split("/")]
     for part in parts[:-1]:
@@ -180,3 +179,27 @@ def test_station_verify_command(
     assert main(["verify", str(mine)]) == 0
     assert isinstance(serialization.load_pem_public_key(local.public_pem()), Ed25519PublicKey)
     assert os.environ[KEY_ENV].endswith("local.pem")
+
+
+def test_station_verify_checks_raw_data_against_the_signed_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from station.passport.rawdata import bdf_csv
+    from tests.passport.batch import graded_cell
+
+    monkeypatch.setenv(KEY_ENV, str(tmp_path / "station.pem"))
+    key = StationKey.load_or_create()
+    cell = graded_cell(2)
+    signed = tmp_path / "cell.record.signed.json"
+    signed.write_bytes(sign_document(cell.record.to_dict(), key))
+    raw = tmp_path / "cell.bdf.csv"
+    raw.write_text(bdf_csv(cell.raw))
+    assert main(["verify", str(signed), "--raw", str(raw)]) == 0
+    capsys.readouterr()
+    lines = raw.read_text().splitlines()
+    fields = lines[100].split(",")
+    fields[2] = repr(float(fields[2]) + 0.001)  # one voltage sample
+    lines[100] = ",".join(fields)
+    raw.write_text("\n".join(lines) + "\n")
+    assert main(["verify", str(signed), "--raw", str(raw)]) == 1
+    assert "samples changed" in capsys.readouterr().out
