@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import struct
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -125,6 +126,11 @@ CLAUSES: Mapping[str, ClauseInfo] = {
 }
 """The clauses the station records. 6.7.8.5 is this record's key for free-text negative events
 (DIN groups them under 6.7.8); only the counts have their own sub-clauses."""
+
+
+def new_passport_id() -> str:
+    """A fresh passport identifier (a URN UUID), e.g. for a repurposed cell's new passport."""
+    return f"urn:uuid:{uuid.uuid4()}"
 
 
 def utc(moment: datetime) -> datetime:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from station.passport.canonical import CanonicalJsonError, canonical_bytes
 from station.passport.record import (
@@ -18,6 +20,7 @@ from station.passport.record import (
     RecordBuilder,
     RecordError,
     Source,
+    new_passport_id,
     raw_data_sha256,
     read_bms_readout,
     read_earlier_passport,
@@ -275,3 +278,47 @@ def test_canonical_bytes_refuse_non_string_keys_and_odd_types() -> None:
         canonical_bytes({"b": {1, 2}})
     with pytest.raises(CanonicalJsonError, match="/c/1: inf"):
         canonical_bytes({"c": [1.0, math.inf]})
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_canonical_bytes_are_a_fixed_point(value: object) -> None:
+    # P2: parsing canonical bytes and serialising again gives the same bytes.
+    data = canonical_bytes(value)
+    assert canonical_bytes(json.loads(data)) == data
+
+
+def test_earlier_passport_import_reads_this_stations_own_export(tmp_path: Path) -> None:
+    from station.passport.exports import idta_product_condition
+
+    record = graded_cell(5).record
+    path = tmp_path / "p5.json"
+    path.write_bytes(canonical_bytes(idta_product_condition(record)))
+    values = {v.clause: v for v in read_earlier_passport(path, passport_id=record.cell.passport_id)}
+    assert values["6.7.6.4"].value == record.number("6.7.6.4")
+    assert values["6.7.7.5"].value == record.number("6.7.7.5")
+    assert values["6.7.6.8"].value == pytest.approx(
+        record.number("6.7.6.8") + record.number("6.7.6.8#scope=station-test"), rel=1e-12
+    )
+    repurposed = _builder(
+        status=BatteryStatus.REPURPOSED,
+        original_passport_id=record.cell.passport_id,
+        cell=replace(record.cell, passport_id=new_passport_id()),
+    )
+    built = repurposed.imported(values.values()).build()
+    assert built.original_passport_id == record.cell.passport_id
+    assert built.cell.passport_id.startswith("urn:uuid:")
+    assert built.require("6.7.6.4").source is Source.EARLIER_PASSPORT

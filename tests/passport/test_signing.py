@@ -203,3 +203,16 @@ def test_station_verify_checks_raw_data_against_the_signed_record(
     raw.write_text("\n".join(lines) + "\n")
     assert main(["verify", str(signed), "--raw", str(raw)]) == 1
     assert "samples changed" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ten_thousand_single_byte_changes_are_all_rejected(
+    signed: list[bytes], key: StationKey
+) -> None:
+    rng = random.Random(99)
+    for index in range(10_000):
+        data = signed[index % len(signed)]
+        position = rng.randrange(len(data))
+        replacement = rng.choice([b for b in range(256) if b != data[position]])
+        mutated = data[:position] + bytes([replacement]) + data[position + 1 :]
+        assert not verify_bytes(mutated, [key.public_key]).ok, (index, position)
