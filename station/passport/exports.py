@@ -70,8 +70,8 @@ class _Payload:
             self.missing.append(key)
         return value
 
-    def note(self, path: str, value: PassportValue, unit: str | None = None) -> None:
-        self.units[path] = unit or value.unit
+    def note(self, path: str, value: PassportValue) -> None:
+        self.units[path] = value.unit
         self.sources[path] = value.source.value
 
     def fail_if_missing(self, target: str) -> None:
