@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "station.cli.cmd_gui",
     "station.cli.cmd_analyze",
     "station.cli.cmd_eis_fit",
+    "station.cli.cmd_verify",
 )
 
 
