@@ -111,6 +111,10 @@ class TcpServer:
                 continue
             readable, _, _ = select.select([self._listener], [], [], POLL_S)
             if not readable:
+                # Nobody connected or waiting in the backlog: a drop request has nothing to drop.
+                # A client still in the backlog counts as connected (its connect() returned), so
+                # the request is kept for it rather than cleared when it is accepted.
+                self._kick.clear()
                 continue
             try:
                 conn, _addr = self._listener.accept()
@@ -143,7 +147,6 @@ class TcpServer:
         queue = ReplyQueue(self.personality.clock)
         with self.personality.lock:
             self.personality.on_connect()
-        self._kick.clear()
         try:
             while not self._stop.is_set():
                 if self._kick.is_set():
