@@ -24,6 +24,14 @@ lint: $(STAMP)
 test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	mkdir -p benchmarks/results
+	$(BIN)/python -m benchmarks.bench_grading --out benchmarks/results/grading.json
+	$(BIN)/python -m benchmarks.bench_neware_cabinet > benchmarks/results/neware_cabinet.json
+	$(BIN)/python -m benchmarks.bench_sim_cells > benchmarks/results/sim_cells.txt
+	$(BIN)/python -m benchmarks.bench_passport > benchmarks/results/passport.txt
+
 test-slow: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m slow
 
