@@ -482,6 +482,14 @@ def test_bad_setting_refused() -> None:
         k.nplc = 50
 
 
+def test_close_turns_a_running_output_off_first() -> None:
+    exchanges = [*CONNECT, *ARM, *CC_CHARGE, (":OUTP OFF", None), (":ABOR", None), (":OUTP?", "0")]
+    with smu(exchanges) as k:
+        k.arm_protection(LIMITS)
+        k.start_step(CHARGE)
+        k.close()
+
+
 def test_watchdog_turns_output_off_when_polling_stops() -> None:
     now = [0.0]
     exchanges = [*CONNECT, *ARM, *CC_CHARGE, (":OUTP OFF", None)]
