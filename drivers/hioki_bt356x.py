@@ -125,7 +125,6 @@ class HiokiBT3562:
     """
 
     MODELS: ClassVar[tuple[str, ...]] = ("BT3562", "BT3562A")
-    VOLTAGE_RANGES_V: ClassVar[tuple[float, ...]] = (6.0, 60.0)
 
     resistance_range_ohm = Setting(
         ":RES:RANG {}",
@@ -360,7 +359,6 @@ class HiokiBT3563(HiokiBT3562):
     """Hioki BT3563 / BT3563A: as the BT3562 with a 300 V range."""
 
     MODELS: ClassVar[tuple[str, ...]] = ("BT3563", "BT3563A")
-    VOLTAGE_RANGES_V: ClassVar[tuple[float, ...]] = (6.0, 60.0, 300.0)
 
     voltage_range_v = Setting(
         ":VOLT:RANG {}",

@@ -324,7 +324,13 @@ class Keithley24xx:
         self._stopped = True
 
     def close(self) -> None:
-        """Stop the watchdog and close the link (the output stays as it is: call stop() first)."""
+        """Turn the output off if a step left it on (shutdown always runs), then close the link."""
+        plan = self._plan
+        if plan is not None and plan.output_on and not self._stopped and not self.watchdog_tripped:
+            try:
+                self.stop()
+            except InstrumentError as exc:
+                log.error("%s output may still be on at close: %s", self.address, exc)
         self._stop_watchdog()
         self._session.close()
 

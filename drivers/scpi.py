@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from drivers.errors import ProtocolError, SettingError
 
@@ -64,20 +64,13 @@ def format_number(value: float) -> str:
     return text.replace("e", "E")
 
 
-class SupportsSettings(Protocol):
-    """What a driver offers a :class:`Setting`: send a checked set command, ask a query."""
-
-    def _change_setting(self, name: str, command: str, value: Any) -> None: ...
-
-    def _query_setting(self, command: str) -> str: ...
-
-
 class Setting:
     """A validated instrument setting, declared on the driver class (pymeasure style).
 
     Assigning validates the value *before* anything is sent (:class:`SettingError` names the
-    setting and the allowed values), sends ``set_command.format(wire_text)`` through the driver's
-    checked path (``*ESR?`` or the error queue) and remembers it; reading sends ``get_command``
+    setting and the allowed values), then calls the driver's ``_change_setting(name, command,
+    value)``, which sends it through its checked path (``*ESR?`` or the error queue) and
+    remembers it for the set-up after a reconnect; reading calls ``_query_setting(get_command)``
     and parses the reply. The docstring states the unit.
     """
 

@@ -329,6 +329,33 @@ def test_overflow_reading_is_a_fault_not_a_sample() -> None:
     assert status.samples == ()
 
 
+def test_cv_step_samples_take_voltage_from_sour_and_current_from_read() -> None:
+    step = CyclerStep(StepMode.CCCV, current_a=1.0, voltage_v=4.2)
+    reply = "9.500000E-01,4.190000E+00,1.000000E+00,9.000000E-01,4.200000E+00,2.000000E+00"
+    exchanges = [
+        *CONNECT,
+        *ARM,
+        (":ABOR", None),
+        (":SOUR:FUNC VOLT", None),
+        (':SENS:FUNC "CURR"', None),
+        (":SOUR:VOLT:ILIM 1", None),
+        (":SOUR:VOLT 4.2", None),
+        (":SYST:ERR?", NOERR),
+        (":SOUR:VOLT:ILIM?", "1.000000E+00"),
+        *OUTPUT_ON,
+        (END, "2"),
+        (':TRAC:DATA? 1,2,"defbuffer1",READ,SOUR,REL', reply),
+        (":OUTP?", "1"),
+    ]
+    with smu(exchanges) as k:
+        k.arm_protection(LIMITS)
+        k.start_step(step)
+        samples = k.poll().samples
+    assert [(s.voltage_v, s.current_a) for s in samples] == [(4.19, 0.95), (4.2, 0.9)]
+    # 0.95 A for the first 1 s, then the trapezoid (0.95 + 0.9) / 2 for 1 s.
+    assert samples[-1].step_capacity_ah == pytest.approx((0.95 + 0.925) / 3600, rel=1e-12)
+
+
 def test_a_buffer_that_stops_growing_is_a_fault() -> None:
     clock = ManualClock(0.0)
     exchanges = [*CONNECT, *ARM, *CC_CHARGE, (END, "0"), (":OUTP?", "1")]
@@ -453,6 +480,14 @@ def test_settings_send_both_sense_functions_and_read_back() -> None:
 def test_bad_setting_refused() -> None:
     with smu(CONNECT) as k, pytest.raises(SettingError, match="nplc"):
         k.nplc = 50
+
+
+def test_close_turns_a_running_output_off_first() -> None:
+    exchanges = [*CONNECT, *ARM, *CC_CHARGE, (":OUTP OFF", None), (":ABOR", None), (":OUTP?", "0")]
+    with smu(exchanges) as k:
+        k.arm_protection(LIMITS)
+        k.start_step(CHARGE)
+        k.close()
 
 
 def test_watchdog_turns_output_off_when_polling_stops() -> None:
