@@ -155,17 +155,17 @@ TODAY = dt.date(2027, 1, 15)
 
 def checks(**overrides: object) -> list[str]:
     cell = make_cell()
-    base: dict[str, object] = dict(
-        cell=cell,
-        limits=derive_limits(cell, shipped_recipe("fast-triage").limits, ENVELOPE),
-        envelope=ENVELOPE,
-        identity=IDENT,
-        expected_serial="NW-1",
-        calibration_due=dt.date(2027, 6, 1),
-        today=TODAY,
-        has_temperature_sensor=True,
-        production=True,
-    )
+    base: dict[str, object] = {
+        "cell": cell,
+        "limits": derive_limits(cell, shipped_recipe("fast-triage").limits, ENVELOPE),
+        "envelope": ENVELOPE,
+        "identity": IDENT,
+        "expected_serial": "NW-1",
+        "calibration_due": dt.date(2027, 6, 1),
+        "today": TODAY,
+        "has_temperature_sensor": True,
+        "production": True,
+    }
     base.update(overrides)
     return prestart_checks(**base)  # type: ignore[arg-type]
 
