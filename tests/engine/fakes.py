@@ -298,3 +298,94 @@ class FakeEisMeter:
             z = r0 + r0 / (1 + 1j * 2 * math.pi * f * r0 * 1.0)
             points.append(ImpedancePoint(f, z.real, z.imag, ocv_v(self.channel.cell.soc)))
         return EisSweep(tuple(points), start, self.clock.now(), self.identity)
+
+
+@dataclass
+class LotCell:
+    """One simulated cell of a seeded lot: its true capacity, resistance and starting SOC."""
+
+    cell_id: str
+    capacity_ah: float
+    resistance_ohm: float
+    soc: float
+
+
+def seeded_lot(count: int, seed: int) -> list[LotCell]:
+    import random
+
+    rng = random.Random(seed)
+    return [
+        LotCell(
+            f"LOT{seed}-{i:03d}",
+            capacity_ah=rng.uniform(2.2, 3.0),
+            resistance_ohm=rng.uniform(0.03, 0.08),
+            soc=rng.uniform(0.2, 0.5),
+        )
+        for i in range(count)
+    ]
+
+
+class FakeCabinet:
+    """A multi-channel cycler: ``channel(hw_channel)`` returns that channel's FakeChannel."""
+
+    def __init__(self, clock: Clock, cells: dict[str, CellModel], serial: str = "CAB-0001") -> None:
+        self.clock = clock
+        self.channels = {
+            hw: FakeChannel(clock, hw, model, serial=serial) for hw, model in cells.items()
+        }
+        self.serial = serial
+        self.closed = False
+
+    @property
+    def identity(self) -> InstrumentIdentity:
+        return InstrumentIdentity("TEST", "CABINET", self.serial, "1.0")
+
+    def channel(self, hw_channel: str) -> FakeChannel:
+        return self.channels[hw_channel]
+
+    def close(self) -> None:
+        self.closed = True
+        for channel in self.channels.values():
+            channel.stop()
+
+
+class FakeBenchAcir:
+    """A bench ACIR meter (not wired to a particular cell): a fixed 25 mOhm / 3.7 V reading."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    @property
+    def identity(self) -> InstrumentIdentity:
+        return InstrumentIdentity("TEST", "ACIR", "AC-0001", "1.0")
+
+    def measure(self) -> AcirReading:
+        return AcirReading(ReadingStatus.VALID, 0.025, 3.7, self.clock.now(), self.identity)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeBenchEis(FakeEisMeter):
+    def close(self) -> None:
+        pass
+
+
+class FakeConnector:
+    """Opens the sim-demo bench's instruments as fakes (cabinet channels ``27-1-<n>``)."""
+
+    def __init__(self, clock: Clock, models: dict[str, CellModel]) -> None:
+        self.clock = clock
+        self.models = models
+        self.opened: dict[str, object] = {}
+
+    def open(self, config) -> object:  # type: ignore[no-untyped-def]
+        if config.driver == "neware-bts":
+            instrument: object = FakeCabinet(self.clock, self.models)
+        elif config.driver == "hioki-bt3562":
+            instrument = FakeBenchAcir(self.clock)
+        else:
+            first = next(iter(self.models.values()))
+            instrument = FakeBenchEis(FakeChannel(self.clock, cell=first), self.clock)
+        self.opened[config.name] = instrument
+        return instrument
