@@ -28,10 +28,27 @@ from drivers.readings import (
     ReadingStatus,
     StepMode,
 )
+from station.cells import Cell
 from station.clock import Clock
 
+T0 = 1_800_000_000.0  # 2027-01-15, a fixed epoch so calibration dates are deterministic
 OCV0_V = 2.45
 OCV_SLOPE_V = 1.7
+
+
+def make_cell(cell_id: str = "CELL-1", capacity_ah: float = 3.0) -> Cell:
+    """A rated NMC cell (3 Ah, 2.5-4.2 V, 1C charge, 2C discharge)."""
+    return Cell(
+        cell_id,
+        lot="LOT-1",
+        chemistry="NMC",
+        format="cylindrical",
+        rated_capacity_ah=capacity_ah,
+        voltage_min_v=2.5,
+        voltage_max_v=4.2,
+        max_charge_current_a=capacity_ah,
+        max_discharge_current_a=2 * capacity_ah,
+    )
 
 
 def ocv_v(soc: float) -> float:
