@@ -105,3 +105,12 @@ def _keithley(name: str) -> Factory:
 
 for _model in ("2450", "2460", "2461"):
     register(f"keithley-{_model}", _keithley(f"keithley-{_model}"))
+
+
+def _neware_bts(address: str, settings: Mapping[str, Any], **objects: Any) -> Any:
+    from drivers import neware_bts
+
+    return neware_bts.open_from_settings(address, settings, clock=objects.get("clock"))
+
+
+register("neware-bts", _neware_bts)
