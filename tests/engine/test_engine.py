@@ -1,5 +1,6 @@
-"""Engine: a 16-channel simulated bench runs the second-life recipe on a 16-cell lot at speed
-3600 with every cell's data in the database; start refusals; controls; subscribers."""
+"""Engine on the test cycler: a 16-channel bench runs the second-life recipe on a 16-cell lot at
+speed 3600, each capacity checked against its cell model (slow-marked; test_sim_bench.py runs the
+lot over the real simulator in CI); start refusals; controls; subscribers."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ def lot_bench(tmp_path: Path) -> Iterator[tuple[Engine, Storage, list, FakeConne
     storage.close()
 
 
+@pytest.mark.slow  # the same lot over the real simulator runs in CI (test_sim_bench.py)
 def test_sixteen_channels_run_second_life_on_a_lot(lot_bench, tmp_path: Path) -> None:
     engine, storage, lot, connector = lot_bench
     storage.add_cells([make_cell(c.cell_id) for c in lot], who="ci")
