@@ -265,3 +265,32 @@ def test_step_events_stored(storage: Storage) -> None:
     with storage.reader() as conn:
         rows = conn.execute("SELECT event, reason, capacity_ah FROM step_events").fetchall()
     assert rows == [("started", "", None), ("ended", "voltage", -2.9)]
+
+
+def test_disk_full_keeps_the_batch_and_commits_it_later(tmp_path: Path, clock: ManualClock) -> None:
+    errors: list[str] = []
+    db = Storage(tmp_path / "full.db", clock, batch_interval_s=0.02, on_error=errors.append)
+    try:
+        start_run(db)
+        db.handle_event(Sample("run-1", "ch01", 0, T0, 0, 3.7, 0.0))
+        db.flush()
+        pages = db.call(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+        # A size cap one page above the current file: the next big batch cannot fit (SQLITE_FULL).
+        db.call(lambda c: c.execute(f"PRAGMA max_page_count = {pages + 1}"))
+        for seq in range(1, 20_001):
+            db.handle_event(Sample("run-1", "ch01", seq, T0 + seq, 0, 3.7, 0.5, 25.0))
+        db.flush()
+        assert errors and "full" in errors[-1]
+        assert db.last_error is not None
+        assert [r[0] for r in db.samples("run-1")] == [0]  # nothing half-written
+        db.call(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+        db.handle_event(Sample("run-1", "ch01", 20_001, T0 + 20_001, 0, 3.7, 0.5, 25.0))
+        db.flush()
+        assert db.last_error is None
+        assert [r[0] for r in db.samples("run-1")] == list(range(20_002))
+        progress = db.run_progress("run-1")
+        assert progress is not None and progress.last_seq == 20_001
+        # 0.5 A for 20,001 s: 2.778 Ah, the same as if the disk had never been full.
+        assert progress.cum_ah == pytest.approx(0.25 * 1 / 3600 + 0.5 * 20_000 / 3600, rel=1e-9)
+    finally:
+        db.close()
