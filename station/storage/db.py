@@ -319,31 +319,48 @@ class Storage:
         touched: set[str] = set()
         conn.execute("BEGIN IMMEDIATE")
         try:
+            runs = self._runs
+            append = sample_rows.append
             for event in events:
-                state = self._runs.get(event.run_id)
+                state = runs.get(event.run_id)
                 if state is None:
                     continue  # a run this database never began (e.g. an event after close)
-                if isinstance(event, Sample):
-                    if event.seq <= state.last_seq:
+                # The sample path is the hot loop of ingest: kept inline on purpose.
+                if type(event) is Sample:
+                    seq = event.seq
+                    if seq <= state.last_seq:
                         conn.execute(
                             "INSERT INTO faults (run_pk, kind, message, t_s) VALUES (?, ?, ?, ?)",
                             (
                                 state.run_pk,
                                 "duplicate_sample",
-                                f"sample seq {event.seq} is not after {state.last_seq}; dropped",
+                                f"sample seq {seq} is not after {state.last_seq}; dropped",
                                 event.t_s,
                             ),
                         )
                         continue
-                    self._integrate(state, event)
-                    sample_rows.append(
+                    t_s, voltage, current = event.t_s, event.voltage_v, event.current_a
+                    last_t = state.last_t_s
+                    if last_t is not None:
+                        dt_h = (t_s - last_t) / 3600.0 if t_s > last_t else 0.0
+                        last_i = state.last_i or 0.0
+                        state.cum_ah += 0.5 * (current + last_i) * dt_h
+                        state.cum_wh += (
+                            0.5 * (current * voltage + last_i * (state.last_v or 0.0)) * dt_h
+                        )
+                    state.last_seq = seq
+                    state.last_t_s = t_s
+                    state.last_v = voltage
+                    state.last_i = current
+                    state.state = "running"
+                    append(
                         (
                             state.run_pk,
-                            event.seq,
-                            event.t_s,
+                            seq,
+                            t_s,
                             event.step_index,
-                            event.voltage_v,
-                            event.current_a,
+                            voltage,
+                            current,
                             event.temperature_c,
                         )
                     )
@@ -351,7 +368,7 @@ class Storage:
                 else:
                     if sample_rows:
                         self._insert_samples(conn, sample_rows)
-                        sample_rows = []
+                        sample_rows.clear()
                     self._apply_event(conn, state, event)
                     touched.add(event.run_id)
             if sample_rows:
@@ -394,20 +411,6 @@ class Storage:
     @staticmethod
     def _insert_samples(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         conn.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-
-    @staticmethod
-    def _integrate(state: _RunState, sample: Sample) -> None:
-        if state.last_t_s is not None and state.last_i is not None and state.last_v is not None:
-            dt_h = max(sample.t_s - state.last_t_s, 0.0) / 3600.0
-            state.cum_ah += 0.5 * (sample.current_a + state.last_i) * dt_h
-            state.cum_wh += (
-                0.5 * (sample.current_a * sample.voltage_v + state.last_i * state.last_v) * dt_h
-            )
-        state.last_seq = sample.seq
-        state.last_t_s = sample.t_s
-        state.last_v = sample.voltage_v
-        state.last_i = sample.current_a
-        state.state = "running"
 
     def _apply_event(self, conn: sqlite3.Connection, state: _RunState, event: Event) -> None:
         pk = state.run_pk
