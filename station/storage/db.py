@@ -123,6 +123,32 @@ class _RunState:
     state: str
 
 
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph", "glusterfs"}
+)
+
+
+def filesystem_type(path: str | Path, mounts_text: str | None = None) -> str | None:
+    """The filesystem type holding ``path`` from the Linux mount table (None if unknown)."""
+    if mounts_text is None:
+        try:
+            mounts_text = Path("/proc/mounts").read_text(encoding="utf-8")
+        except OSError:
+            return None
+    target = Path(path).resolve()
+    best: tuple[int, str] | None = None
+    for line in mounts_text.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point = Path(fields[1].replace("\\040", " "))
+        if target == mount_point or mount_point in target.parents:
+            depth = len(mount_point.parts)
+            if best is None or depth > best[0]:
+                best = (depth, fields[2])
+    return None if best is None else best[1]
+
+
 def _connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(
@@ -202,6 +228,12 @@ class Storage:
             conn.close()
 
     def _open(self, conn: sqlite3.Connection) -> None:
+        fs_type = filesystem_type(self.path)
+        if fs_type in NETWORK_FILESYSTEMS:
+            # WAL needs shared memory on one host; network filesystems corrupt WAL databases.
+            raise StorageError(
+                f"{self.path} is on a network filesystem ({fs_type}); use a local disk"
+            )
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")

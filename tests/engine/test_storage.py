@@ -8,6 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.identity import InstrumentIdentity
 from station.cells import CellDataError
@@ -24,6 +26,7 @@ from station.events import (
     StepStarted,
 )
 from station.storage import RunRecord, Storage, integrity_check
+from station.storage.db import NETWORK_FILESYSTEMS, filesystem_type
 from station.storage.schema import APPEND_ONLY_TABLES
 
 from .conftest import T0, make_cell
@@ -292,5 +295,47 @@ def test_disk_full_keeps_the_batch_and_commits_it_later(tmp_path: Path, clock: M
         assert progress is not None and progress.last_seq == 20_001
         # 0.5 A for 20,001 s: 2.778 Ah, the same as if the disk had never been full.
         assert progress.cum_ah == pytest.approx(0.25 * 1 / 3600 + 0.5 * 20_000 / 3600, rel=1e-9)
+    finally:
+        db.close()
+
+
+def test_network_filesystems_are_recognised() -> None:
+    mounts = (
+        "/dev/sda1 / ext4 rw 0 0\n"
+        "server:/export /mnt/lab nfs4 rw 0 0\n"
+        "//nas/share /mnt/lab/smb cifs rw 0 0\n"
+    )
+    assert filesystem_type("/home/x/station.db", mounts) == "ext4"
+    assert filesystem_type("/mnt/lab/run/station.db", mounts) == "nfs4"
+    assert filesystem_type("/mnt/lab/smb/station.db", mounts) == "cifs"
+    assert {"nfs4", "cifs"} <= NETWORK_FILESYSTEMS
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    ids=st.lists(
+        st.text(min_size=1, max_size=40).filter(lambda s: s.strip()),
+        min_size=1,
+        max_size=8,
+        unique=True,
+    )
+)
+def test_arbitrary_text_ids_round_trip_without_schema_change(tmp_path_factory, ids) -> None:
+    ids = [i for i in ids if not any(ord(c) < 32 or ord(c) == 127 for c in i)]
+    if not ids:
+        return
+    path = tmp_path_factory.mktemp("x1") / "x1.db"
+    db = Storage(path, ManualClock(T0))
+    try:
+        with db.reader() as conn:
+            schema = conn.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
+        db.add_cells([make_cell(i) for i in ids], who=ids[0])
+        with db.reader() as conn:
+            assert (
+                conn.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
+                == schema
+            )
+            stored = sorted(r[0] for r in conn.execute("SELECT cell_id FROM cells"))
+        assert stored == sorted(ids)
     finally:
         db.close()
