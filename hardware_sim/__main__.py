@@ -2,7 +2,28 @@
 
 Starts a simulated bench, prints ONE JSON document on stdout (devices and their endpoints, the
 clock parameters, the lot of cells and who holds each, the control port), then serves until
-SIGINT or SIGTERM and exits 0.
+SIGINT or SIGTERM and exits 0. Bad arguments exit 2 with the problem on stderr.
+
+The document (one line of JSON)::
+
+    {"simulated": true, "seed": 7,
+     "clock": {"t0_s": 0.0, "w0_s": 1795322578.41, "speed": 60.0},
+     "control": {"tcp_port": 41873},
+     "devices": [
+       {"name": "acir", "kind": "bt3562", "tcp_port": 36921,
+        "visa": "TCPIP::127.0.0.1::36921::SOCKET",
+        "visa_asrl": "ASRLsocket://127.0.0.1:36921::INSTR",
+        "pyserial": "socket://127.0.0.1:36921",
+        "pty": "/dev/pts/5", "visa_pty": "ASRL/dev/pts/5::INSTR",   (with --pty only)
+        "model": "BT3562", "fixture": "REV0070000009", "cells": ["REV0070000009"]}, ...],
+     "cells": [{"id": "REV0070000009", "held_by": "acir/1",
+                "rated": {"chemistry": "nmc", "capacity_ah": 4.8, "acir_ohm": 0.016,
+                          "v_min_v": 2.5, "v_max_v": 4.2, "nominal_v": 3.71}}, ...],
+     "skipped_devices": []}
+
+A station builds ``station.clock.ScaledClock(t0_s=..., w0_s=..., speed=...)`` from ``clock``.
+``held_by`` is ``null`` for cells on the shelf (place them with the control endpoint's
+``place`` command, see ``hardware_sim.launcher``).
 """
 
 from __future__ import annotations

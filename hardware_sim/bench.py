@@ -85,8 +85,10 @@ class Bench:
     def describe_lot(self) -> list[dict[str, Any]]:
         holder: dict[str, str] = {}
         for d in self.devices:
-            for i, cell in enumerate(d.cells):
-                holder[cell.cell_id] = f"{d.name}/{i + 1}"
+            with d.personality.lock:
+                locations = d.personality.cell_locations()
+            for cell_id, location in locations.items():
+                holder[cell_id] = f"{d.name}/{location}"
         return [
             {
                 "id": lc.cell_id,

@@ -38,6 +38,8 @@ import numpy as np
 MAX_DSOC_PER_STEP = 0.01
 MAX_DT_PER_STEP_S = 3600.0
 CLAMP_MARGIN_V = 1.0e-6
+GAS_CONSTANT = 8.314462618
+REFERENCE_TEMPERATURE_C = 25.0
 WARBURG_TERMS = 6
 RUNAWAY_SCALE_K = 8.0
 RUNAWAY_MAX_POWER_W = 500.0
@@ -96,6 +98,8 @@ class CellParams:
     hysteresis_rate: float = 30.0
     runaway_onset_c: float = 150.0
     runaway_power_w: float = 2.0
+    ea_ohmic_j_per_mol: float = 0.0
+    ea_kinetic_j_per_mol: float = 0.0
 
     def __post_init__(self) -> None:
         if len(self.ocv_soc) != len(self.ocv_v) or len(self.ocv_soc) < 2:
@@ -114,7 +118,15 @@ class CellParams:
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"CellParams.{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("r1_ohm", "r2_ohm", "warburg_ohm", "inductance_h", "hysteresis_v"):
+        for name in (
+            "r1_ohm",
+            "r2_ohm",
+            "warburg_ohm",
+            "inductance_h",
+            "hysteresis_v",
+            "ea_ohmic_j_per_mol",
+            "ea_kinetic_j_per_mol",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"CellParams.{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0.5 <= self.cpe_alpha <= 1.0:
@@ -124,6 +136,27 @@ class CellParams:
     def dc_resistance_ohm(self) -> float:
         """R0 + R1 + R2 + Rw: the resistance a long current step settles to."""
         return self.r0_ohm + self.r1_ohm + self.r2_ohm + self.warburg_ohm
+
+    def resistance_factors(self, temperature_c: float) -> tuple[float, float]:
+        """Arrhenius multipliers (ohmic, kinetic) of the 25 degC resistances at a temperature."""
+        inv = 1.0 / (temperature_c + 273.15) - 1.0 / (REFERENCE_TEMPERATURE_C + 273.15)
+        return (
+            math.exp(self.ea_ohmic_j_per_mol / GAS_CONSTANT * inv),
+            math.exp(self.ea_kinetic_j_per_mol / GAS_CONSTANT * inv),
+        )
+
+    def at_temperature(self, temperature_c: float) -> CellParams:
+        """A copy whose resistances are those at ``temperature_c``."""
+        ohmic, kinetic = self.resistance_factors(temperature_c)
+        if ohmic == 1.0 and kinetic == 1.0:
+            return self
+        return replace(
+            self,
+            r0_ohm=self.r0_ohm * ohmic,
+            r1_ohm=self.r1_ohm * kinetic,
+            r2_ohm=self.r2_ohm * kinetic,
+            warburg_ohm=self.warburg_ohm * kinetic,
+        )
 
     def with_acir(self, acir_ohm: float, frequency_hz: float = 1000.0) -> CellParams:
         """A copy whose R0 is chosen so that Re Z(frequency_hz) equals ``acir_ohm``."""
@@ -208,6 +241,8 @@ class Cell:
     ) -> None:
         self._params = params
         self._arcs = params.arcs()
+        self._arcs_eff = list(self._arcs)
+        self._r0 = params.r0_ohm
         self._decay_cache: dict[float, tuple[list[float], float]] = {}
         self._soc_table = list(params.ocv_soc)
         self._v_table = list(params.ocv_v)
@@ -226,6 +261,7 @@ class Cell:
         self.contact = contact
         self.cell_id = cell_id
         self.rated: dict[str, Any] = dict(rated or {})
+        self._scale_resistances()
 
     # ---- control -------------------------------------------------------------------------------
 
@@ -307,7 +343,8 @@ class Cell:
 
     def impedance(self, frequency_hz: Any) -> complex | np.ndarray:
         """Small-signal impedance at the present operating point (ohm), float or array of f."""
-        return impedance_of(self._params, frequency_hz, ocv_slope_v=self.ocv_slope_v())
+        params = self._params.at_temperature(self._temperature_c)
+        return impedance_of(params, frequency_hz, ocv_slope_v=self.ocv_slope_v())
 
     # ---- defects and state edits ---------------------------------------------------------------
 
@@ -318,6 +355,18 @@ class Cell:
 
     def set_temperature(self, temperature_c: float) -> None:
         self._temperature_c = float(temperature_c)
+        self._scale_resistances()
+
+    def _scale_resistances(self) -> None:
+        """Effective R0 and arc resistances at the present temperature (Arrhenius)."""
+        p = self._params
+        if p.ea_ohmic_j_per_mol == 0.0 and p.ea_kinetic_j_per_mol == 0.0:
+            self._r0 = p.r0_ohm
+            self._arcs_eff = list(self._arcs)
+            return
+        ohmic, kinetic = p.resistance_factors(self._temperature_c)
+        self._r0 = p.r0_ohm * ohmic
+        self._arcs_eff = [(r * kinetic, tau) for r, tau in self._arcs]
 
     def set_params(self, params: CellParams) -> None:
         """Replace the parameters (fault injection: heat, resistance growth), keeping the state."""
@@ -327,6 +376,7 @@ class Cell:
         self._params = params
         self._arcs = arcs
         self._decay_cache.clear()
+        self._scale_resistances()
         self._soc_table = list(params.ocv_soc)
         self._v_table = list(params.ocv_v)
 
@@ -385,8 +435,8 @@ class Cell:
         assert self._setpoint_v is not None
         p = self._params
         num = self._setpoint_v - self._ocv(self._soc) - self._h
-        den_arcs = p.r0_ohm
-        for (r, tau), v in zip(self._arcs, self._v_arcs, strict=True):
+        den_arcs = self._r0
+        for (r, tau), v in zip(self._arcs_eff, self._v_arcs, strict=True):
             e = math.exp(-dt / tau)
             num -= v * e
             den_arcs += r * (1.0 - e)
@@ -461,8 +511,8 @@ class Cell:
         p = self._params
         decays, thermal_decay = self._decays(dt)
         v_arcs = []
-        heat_w = current * current * p.r0_ohm
-        for (r, _tau), v, e in zip(self._arcs, self._v_arcs, decays, strict=True):
+        heat_w = current * current * self._r0
+        for (r, _tau), v, e in zip(self._arcs_eff, self._v_arcs, decays, strict=True):
             v_new = v * e + r * current * (1.0 - e)
             v_arcs.append(v_new)
             heat_w += v_new * v_new / r
@@ -494,12 +544,14 @@ class Cell:
         self._h = s.hysteresis_v
         self._charge_ah = s.charge_ah
         self._leak_ah = s.leak_ah
+        if self._params.ea_ohmic_j_per_mol or self._params.ea_kinetic_j_per_mol:
+            self._scale_resistances()
         # What an ammeter shows now: for CV the current that holds the set-point at this instant.
         self._current_a = self._solve_current(0.0) if self._setpoint_v is not None else current
 
     def _heat_w(self, current: float, v_arcs: list[float], temperature_c: float) -> float:
-        heat = current * current * self._params.r0_ohm
-        for (r, _tau), v in zip(self._arcs, v_arcs, strict=True):
+        heat = current * current * self._r0
+        for (r, _tau), v in zip(self._arcs_eff, v_arcs, strict=True):
             heat += v * v / r
         return heat + self._runaway_w(temperature_c)
 
@@ -517,7 +569,7 @@ class Cell:
         return max(self._ocv(soc), 0.0) / r
 
     def _voltage(self, soc: float, v_arcs: list[float], h: float, current: float) -> float:
-        return self._ocv(soc) + h + current * self._params.r0_ohm + sum(v_arcs)
+        return self._ocv(soc) + h + current * self._r0 + sum(v_arcs)
 
     def _ocv(self, soc: float) -> float:
         xs, ys = self._soc_table, self._v_table

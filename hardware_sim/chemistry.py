@@ -33,6 +33,11 @@ from dataclasses import dataclass, replace
 from hardware_sim.cell import CellParams
 
 TABLE_POINTS = 81
+#: Arrhenius activation energies of the resistances (J/mol): the ohmic part follows electrolyte
+#: conductivity (order 15 kJ/mol), charge transfer and diffusion are more activated (order
+#: 50 kJ/mol); typical values for Li-ion, used for every preset.
+EA_OHMIC_J_PER_MOL = 15_000.0
+EA_KINETIC_J_PER_MOL = 50_000.0
 
 
 def graphite_chen2020_v(x: float) -> float:
@@ -197,6 +202,8 @@ def _make(
     **template: float,
 ) -> Chemistry:
     socs, volts = window_table(fn, v_min_v, v_max_v)
+    template.setdefault("ea_ohmic_j_per_mol", EA_OHMIC_J_PER_MOL)
+    template.setdefault("ea_kinetic_j_per_mol", EA_KINETIC_J_PER_MOL)
     params = CellParams(name, 3.0, socs, volts, v_min_v, v_max_v, **template)
     mid = volts[len(volts) // 2]
     return Chemistry(name, description, v_min_v, v_max_v, round(mid, 2), params)

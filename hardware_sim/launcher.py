@@ -18,12 +18,14 @@ import json
 import socketserver
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hardware_sim.bench import Bench
 from hardware_sim.faults import Fault, FaultInjector
-from hardware_sim.transports.pty import PtyServer
 from hardware_sim.transports.tcp import TcpServer
+
+if TYPE_CHECKING:
+    from hardware_sim.transports.pty import PtyServer
 
 
 @dataclass
@@ -46,6 +48,9 @@ class RunningBench:
                 running.injectors[device.name] = injector.attach(device.personality)
                 running.tcp[device.name] = TcpServer(device.personality).start()
                 if with_pty:
+                    # imported here: termios/tty do not exist on Windows lab PCs
+                    from hardware_sim.transports.pty import PtyServer
+
                     running.pty[device.name] = PtyServer(device.personality).start()
             running.control = _ControlServer(("127.0.0.1", control_port), running)
             running._control_thread = threading.Thread(

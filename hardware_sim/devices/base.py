@@ -103,8 +103,24 @@ class Personality(ABC):
         return {}
 
     def fault_cells(self) -> list[Cell]:
-        """The cells an over-temperature fault heats (those at this device's terminals)."""
-        return []
+        """The cells an over-temperature fault heats (those at this device's terminals).
+
+        By default the ``cells`` attribute (a list, e.g. one per cycler channel) or the ``cell``
+        attribute (a fixture or a single-channel source), if the personality has one.
+        """
+        cells = getattr(self, "cells", None)
+        if isinstance(cells, list | tuple):
+            return [c for c in cells if isinstance(c, Cell)]
+        cell = getattr(self, "cell", None)
+        return [cell] if isinstance(cell, Cell) else []
+
+    def cell_locations(self) -> dict[str, str]:
+        """Where each held cell sits, by cell id (the launcher prints ``<device>/<location>``).
+
+        Default: the 1-based position in :meth:`fault_cells`; a cycler may override it with its
+        channel addresses.
+        """
+        return {cell.cell_id: str(i + 1) for i, cell in enumerate(self.fault_cells())}
 
     def reply_at(self, data: bytes, earliest_s: float) -> Reply:
         """A reply due no earlier than ``earliest_s`` and not before the previous reply."""

@@ -98,9 +98,6 @@ class Bt356x(ScpiPersonality):
                 cell.advance_to(self.clock.now())
             self.cell = cell
 
-    def fault_cells(self) -> list[Cell]:
-        return [self.cell] if self.cell is not None else []
-
     def describe(self) -> dict[str, Any]:
         return {"model": self.model, "fixture": self.cell.cell_id if self.cell else None}
 
@@ -118,6 +115,8 @@ class Bt356x(ScpiPersonality):
         self.continuous = True
         self.error_timing = "ASYN"
         self.last: tuple[str, str] | None = None
+        self.memory_on = False
+        self.memory: list[str] = []
 
     def record_error(self, error: ScpiError) -> None:
         self.esr |= error.esr_bit
@@ -148,6 +147,9 @@ class Bt356x(ScpiPersonality):
         t.add(":INITiate[:IMMediate]", self._initiate)
         t.add(":READ", self._read)
         t.add(":FETCh", self._fetch)
+        t.add(":MEMory:STATe", self._memory_state)
+        t.add(":MEMory:DATA", self._memory_data)
+        t.add(":MEMory:CLEAr", self._memory_clear)
 
     # ---- helpers -------------------------------------------------------------------------------
 
@@ -311,6 +313,21 @@ class Bt356x(ScpiPersonality):
         self._query_only(c)
         return self._reading()
 
+    def _memory_state(self, c: Command, now: float) -> str | None:
+        if c.query:
+            return self._answer("MEMORY:STATE", "ON" if self.memory_on else "OFF")
+        self.memory_on = parse_bool(one_arg(c))
+        return None
+
+    def _memory_data(self, c: Command, now: float) -> str:
+        """Every stored reading, oldest first, on one line (fields and readings ``,``-joined)."""
+        self._query_only(c)
+        return ",".join(self.memory)
+
+    def _memory_clear(self, c: Command, now: float) -> None:
+        self._command_only(c)
+        self.memory.clear()
+
     def _reading(self) -> str:
         if self.last is None:
             r = self._resistance_text(None, NO_CONTACT)
@@ -340,6 +357,8 @@ class Bt356x(ScpiPersonality):
         )
         self.esr0 |= EOM | INDEX | (ERR if status == NO_CONTACT else 0)
         self.measurements += 1
+        if self.memory_on:
+            self.memory.append(self._reading())
 
     def _resistance_text(self, value: float | None, status: int | None) -> str:
         if self.autorange and value is not None and status is None:

@@ -66,9 +66,6 @@ class Bt4560(ScpiPersonality):
                 cell.advance_to(self.clock.now())
             self.cell = cell
 
-    def fault_cells(self) -> list[Cell]:
-        return [self.cell] if self.cell is not None else []
-
     def describe(self) -> dict[str, Any]:
         return {"model": self.model, "fixture": self.cell.cell_id if self.cell else None}
 
@@ -111,6 +108,7 @@ class Bt4560(ScpiPersonality):
         t.add(":ZERO:CROSs", self._option("ZERO:CROSS"))
         t.add(":CALCulate:AVERage", self._option("AVERAGE"))
         t.add(":ADJust:SLOPe", self._option("SLOPE"))
+        t.add(":MEASure:VALid", self._option("MEASURE:VALID"))
         t.add(":FETCh", self._fetch)
         t.add(":READ", self._read)
         t.add(":ADJust", self._adjust)

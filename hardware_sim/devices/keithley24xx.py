@@ -107,9 +107,6 @@ class Keithley24xx(ScpiPersonality):
         super().__init__(clock, seed=seed)
         self.reset()
 
-    def fault_cells(self) -> list[Cell]:
-        return [self.cell] if self.cell is not None else []
-
     def describe(self) -> dict[str, Any]:
         return {"model": f"MODEL {self.model}", "cell": self.cell.cell_id if self.cell else None}
 

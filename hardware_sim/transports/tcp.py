@@ -103,6 +103,9 @@ class TcpServer:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self._listener is not None and time.monotonic() < self._offline_until_wall:
+                self._listener.close()  # taken offline while no client was connected
+                self._listener = None
             if self._listener is None:
                 self._wait_offline_then_relisten()
                 continue

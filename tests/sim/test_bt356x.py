@@ -250,3 +250,20 @@ def test_reading_noise_is_seeded_and_reproducible() -> None:
     assert len(set(values)) > 1
     # 2 counts (2 uOhm) of noise on 12.34 mOhm: every reading within 10 uOhm
     assert all(abs(v - 12.34e-3) < 10e-6 for v in values)
+
+
+def test_memory_stores_triggered_readings_until_cleared() -> None:
+    m, w = meter(exact_cell())
+    setup(w)
+    w.send(":RES:RANG 30E-3")
+    w.send(":MEM:STAT ON")
+    assert w.ask(":MEM:STAT?") == b"ON\r\n"
+    w.send("*TRG")
+    w.send("*TRG")
+    one = "  12.340E-3, 3.70123E+0"
+    assert w.ask(":MEM:DATA?") == f"{one},{one}\r\n".encode()
+    w.send(":MEM:CLEA")
+    assert w.ask(":MEM:DATA?") == b"\r\n"
+    w.send(":MEM:STAT OFF")
+    w.send("*TRG")
+    assert w.ask(":MEM:DATA?") == b"\r\n"

@@ -264,3 +264,42 @@ def test_cccv_then_c3_discharge_on_a_running_clock_at_speed_3600() -> None:
     cell = Cell(params(), soc=0.0, t_s=clock.now())
     capacity = cccv_then_discharge(clock, cell, poll_s=10.0)
     assert capacity == pytest.approx(3.0, rel=5e-3)
+
+
+def arrhenius(ea: float, temperature_c: float) -> float:
+    return math.exp(ea / 8.314462618 * (1 / (temperature_c + 273.15) - 1 / 298.15))
+
+
+def test_ir_drop_follows_arrhenius_at_35c() -> None:
+    p = params(r0_ohm=0.03, ea_ohmic_j_per_mol=20_000.0, thermal_mass_j_per_k=1e9)
+    cell = Cell(p, soc=0.5, temperature_c=35.0)
+    v_rest = cell.terminal_voltage_v
+    cell.set_current(-2.0)
+    cell.advance_to(1e-7)
+    # reference: R0(35 C) = 30 mOhm * exp[(20 kJ/mol / R_g)(1/308.15 - 1/298.15)] = 23.1 mOhm
+    expected = 0.03 * arrhenius(20_000.0, 35.0)
+    assert (v_rest - cell.terminal_voltage_v) / 2.0 == pytest.approx(expected, rel=2e-4)
+    assert expected == pytest.approx(0.0231, abs=1e-4)
+
+
+def test_grading_t_compensation_formula_recovers_the_25c_acir() -> None:
+    ea = 30_000.0
+    p = params(ea_ohmic_j_per_mol=ea, ea_kinetic_j_per_mol=ea).with_acir(0.02)
+    for temperature_c in (15.0, 25.0, 35.0):
+        r_t = Cell(p, soc=0.5, temperature_c=temperature_c).impedance(1000.0).real
+        # shared/reference/grading.md 2.7: R25 = R(T) exp[(Ea/R_g)(1/298.15 - 1/T)]
+        r25 = r_t * math.exp(ea / 8.314462618 * (1 / 298.15 - 1 / (temperature_c + 273.15)))
+        # the OCV-capacitor term has no real part: exact to float rounding
+        assert r25 == pytest.approx(0.02, rel=1e-9)
+    cold = Cell(p, soc=0.5, temperature_c=15.0).impedance(1000.0).real
+    assert cold > 0.02 * 1.4  # 30 kJ/mol: +52 % at 15 C
+
+
+def test_heating_lowers_the_resistance_as_the_cell_warms() -> None:
+    p = params(ea_ohmic_j_per_mol=15_000.0, ea_kinetic_j_per_mol=50_000.0)
+    cell = Cell(p, soc=0.5)
+    r_cold = cell.impedance(1000.0).real
+    cell.set_temperature(45.0)
+    assert cell.impedance(1000.0).real < r_cold
+    with pytest.raises(ValueError, match="ea_ohmic_j_per_mol"):
+        params(ea_ohmic_j_per_mol=-1.0)

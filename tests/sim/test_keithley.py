@@ -264,3 +264,16 @@ def test_over_temperature_trip_turns_output_off_with_an_error() -> None:
     k.trip_over_temperature()
     assert ask(w, ":OUTP?") == b"0\n"
     assert ask(w, ":SYST:ERR?") == b'5051,"Output disabled: instrument over temperature"\n'
+
+
+def test_rst_restores_defaults_and_output_off() -> None:
+    k, w = smu()
+    for line in (":OUTP:CURR:SMOD HIMP", ":SOUR:FUNC CURR", ":SOUR:CURR 0.3", ":OUTP ON"):
+        send(w, line)
+    send(w, "*RST")
+    assert ask(w, ":OUTP?") == b"0\n"
+    assert ask(w, ":OUTP:CURR:SMOD?") == b"NORM\n"
+    assert ask(w, ":SOUR:FUNC?") == b"VOLT\n"
+    assert ask(w, ":SOUR:CURR?") == b"0.000000E+00\n"
+    assert ask(w, ":SENS:FUNC?") == b'"CURR:DC"\n'
+    assert ask(w, "*OPC?") == b"1\n"

@@ -165,3 +165,22 @@ def test_running_bench_with_pty_and_control_commands() -> None:
         assert not control(ctl, {"cmd": "melt", "device": "acir"})["ok"]
     finally:
         running.stop()
+
+
+def test_printed_clock_builds_a_station_scaled_clock_on_the_same_time() -> None:
+    from hardware_sim.bench import build_bench as build
+    from hardware_sim.launcher import RunningBench
+    from station.clock import ScaledClock
+
+    bench = build({"device": [{"kind": "bt4560"}]}, speed=3600.0)
+    running = RunningBench.start(bench)
+    try:
+        c = running.describe()["clock"]
+        station_clock = ScaledClock(t0_s=c["t0_s"], w0_s=c["w0_s"], speed=c["speed"])
+        before = bench.clock.now()
+        seen = station_clock.now()
+        after = bench.clock.now()
+        # same formula and wall source: the station's reading falls between two of ours
+        assert before <= seen <= after
+    finally:
+        running.stop()

@@ -110,3 +110,16 @@ def test_stop_is_clean_and_frees_the_port() -> None:
     server.stop()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+
+
+def test_going_offline_without_a_client_refuses_then_comes_back() -> None:
+    with TcpServer(Echo(SimClock())) as server:
+        port = server.port
+        server.drop_client(offline_s=0.4)
+        time.sleep(0.15)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+        time.sleep(0.5)
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+            sock.sendall(b"x\n")
+            assert _read_until(sock, b"\r\n") == b"ECHO x\r\n"
