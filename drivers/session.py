@@ -134,18 +134,34 @@ class Session:
 
         A late reply would otherwise be taken for the answer to the next question. Replies come
         back in order, so the driver asks ``*IDN?`` and discards every line up to the one ending
-        in this instrument's identity (a cut-off reply may prefix it on the same line).
+        in this instrument's identity (a cut-off reply may prefix it on the same line). It then
+        waits for the line to stay quiet for one timeout, which swallows the reply to an earlier
+        ``*IDN?`` that was itself late.
         """
         identity = self.identity
         marker = ",".join((identity.make, identity.model, identity.serial, identity.firmware))
         dropped = transport.clear()
         transport.write("*IDN?")
         for _ in range(max_lines):
-            line = transport.read()
+            try:
+                line = transport.read()
+            except ProtocolError as exc:
+                log.warning(
+                    "%s dropped a garbled line while resynchronising: %s", transport.address, exc
+                )
+                continue
             if ",".join(part.strip() for part in line.split(",")).endswith(marker):
-                log.info("%s resynchronised (dropped %r)", transport.address, dropped)
+                late = transport.clear(settle_s=transport.timeout_s)
+                log.info(
+                    "%s resynchronised (dropped %r, then %r)",
+                    transport.address,
+                    dropped[:120],
+                    late[:120],
+                )
                 return
-            log.warning("%s dropped stale reply %r while resynchronising", transport.address, line)
+            log.warning(
+                "%s dropped stale reply %r while resynchronising", transport.address, line[:120]
+            )
         raise ProtocolError(
             f"no *IDN? reply among {max_lines} lines while resynchronising",
             address=transport.address,

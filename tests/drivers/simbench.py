@@ -20,8 +20,8 @@ SPEED = 10_000.0
 _names = itertools.count()
 
 
-def make_clock() -> SimClock:
-    return SimClock(0.0, SPEED)
+def make_clock(speed: float = SPEED) -> SimClock:
+    return SimClock(0.0, speed)
 
 
 def make_bt3562(clock: SimClock, seed: int = 7) -> Bt356x:

@@ -210,6 +210,19 @@ def test_late_reply_is_discarded_by_the_resync() -> None:
         assert m.measure().resistance_ohm == pytest.approx(0.012346, rel=1e-12)
 
 
+def test_a_late_resync_reply_is_waited_for() -> None:
+    two_idn = (IDN + "\r\n" + IDN + "\r\n").encode("ascii")
+    exchanges = [
+        *CONNECT,
+        (":READ?", TIMEOUT),
+        ("*IDN?", TIMEOUT),
+        ("*IDN?", two_idn),
+        (":FETC?", GOOD),
+    ]
+    with meter(exchanges) as m:
+        assert m.measure().resistance_ohm == pytest.approx(0.012345, rel=1e-12)
+
+
 def test_stale_fetch_measures_again() -> None:
     exchanges = [
         *CONNECT,
