@@ -31,9 +31,10 @@ import logging
 import math
 import tempfile
 import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,10 +262,6 @@ class NewareTransport(Protocol):
     def close(self) -> None: ...
 
 
-class Sleeper(Protocol):
-    def sleep(self, seconds: float) -> None: ...
-
-
 # --- request builders (exact bodies) ------------------------------------------------------------
 
 
@@ -348,7 +345,7 @@ class NewareBtsCabinet:
         backup_dir: str = "C:\\Neware data\\",
         reconnect_attempts: int = 5,
         reconnect_backoff_s: float = 0.2,
-        sleeper: Sleeper | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._transport = transport
         self.address = address
@@ -360,7 +357,7 @@ class NewareBtsCabinet:
         self.backup_dir = backup_dir
         self._reconnect_attempts = reconnect_attempts
         self._reconnect_backoff_s = reconnect_backoff_s
-        self._sleeper = sleeper
+        self._sleep = sleep
         self._identity: InstrumentIdentity | None = None
         self._pipelines: dict[str, Pipeline] = {}
         self._devid_filter: str | None = None
@@ -436,8 +433,8 @@ class NewareBtsCabinet:
         """Close, reopen and log in again, with exponential backoff; LinkDown when it cannot."""
         last: Exception = cause
         for attempt in range(self._reconnect_attempts):
-            if attempt and self._sleeper is not None:
-                self._sleeper.sleep(self._reconnect_backoff_s * 2 ** (attempt - 1))
+            if attempt:
+                self._sleep(self._reconnect_backoff_s * 2 ** (attempt - 1))
             try:
                 self._transport.reopen()
                 self._login()
@@ -771,7 +768,7 @@ def open_neware_bts(
     """Open ``address`` (e.g. ``tcp://10.0.0.7:502``), log in and read the channel list.
 
     ``options`` go to :class:`NewareBtsCabinet` (``run_id``, ``step_dir_remote``, ``username``,
-    ``password``, ``backup_dir``, ``reconnect_attempts``, ``reconnect_backoff_s``, ``sleeper``).
+    ``password``, ``backup_dir``, ``reconnect_attempts``, ``reconnect_backoff_s``, ``sleep``).
     """
     transport = open_transport(
         address,
@@ -815,13 +812,12 @@ def default_step_dir() -> Path:
     return Path(tempfile.gettempdir()) / "cell-grading-station" / "neware-steps"
 
 
-def open_from_settings(
-    address: str, settings: Mapping[str, Any], *, clock: Sleeper | None = None
-) -> NewareBtsCabinet:
+def open_from_settings(address: str, settings: Mapping[str, Any]) -> NewareBtsCabinet:
     """Registry entry: bench-config ``settings`` -> a connected cabinet.
 
     ``step_dir`` defaults to :func:`default_step_dir`; ``devid`` (optional) keeps only the
-    channels of that device id. ``clock`` (the station clock) paces the reconnect backoff.
+    channels of that device id. Samples carry the cabinet's own timestamps, so the station
+    clock is not needed; the reconnect backoff is wall time (it waits for a link, not a cell).
     """
     unknown = sorted(set(settings) - SETTING_KEYS)
     if unknown:
@@ -832,7 +828,7 @@ def open_from_settings(
     options = dict(settings)
     step_dir = Path(options.pop("step_dir", default_step_dir()))
     devid = options.pop("devid", None)
-    cabinet = open_neware_bts(address, step_dir=step_dir, sleeper=clock, **options)
+    cabinet = open_neware_bts(address, step_dir=step_dir, **options)
     if devid is not None:
         try:
             cabinet.keep_devid(str(int(devid)))

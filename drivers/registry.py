@@ -110,7 +110,7 @@ for _model in ("2450", "2460", "2461"):
 def _neware_bts(address: str, settings: Mapping[str, Any], **objects: Any) -> Any:
     from drivers import neware_bts
 
-    return neware_bts.open_from_settings(address, settings, clock=objects.get("clock"))
+    return neware_bts.open_from_settings(address, settings)
 
 
 register("neware-bts", _neware_bts)

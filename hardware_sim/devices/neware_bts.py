@@ -121,6 +121,8 @@ class SimChannel:
     last_record_v: float = 0.0
     rows: list[Row] = field(default_factory=list)
     logs: list[tuple[int, str, float]] = field(default_factory=list)
+    _v: float = 0.0
+    _i: float = 0.0
 
     @property
     def pipeline(self) -> str:
@@ -140,7 +142,7 @@ class SimChannel:
             return "rest"
         if step.kind is SimStepKind.CV:
             return "cv"
-        if step.kind is SimStepKind.CCCV and abs(self.cell.current_a) < abs(step.current_a) * 0.999:
+        if step.kind is SimStepKind.CCCV and abs(self._i) < abs(step.current_a) * 0.999:
             return "cv"
         return "cc" if step.direction > 0 else "dc"
 
@@ -192,9 +194,16 @@ class SimChannel:
             self.cell.set_current(step.current_a, voltage_limit_v=limit)
         self._record()
 
-    def _record(self) -> None:
+    def _read_cell(self) -> None:
+        self._v = self.cell.terminal_voltage_v
+        self._i = self.cell.current_a
+
+    def _record(self, *, fresh: bool = False) -> None:
+        """Append a row; ``fresh``: the cached cell reading is already current (saves a read)."""
+        if not fresh:
+            self._read_cell()
         step = self.step
-        voltage = self.cell.terminal_voltage_v
+        voltage = self._v
         self.rows.append(
             Row(
                 seqid=len(self.rows) + 1,
@@ -204,7 +213,7 @@ class SimChannel:
                 t_step_s=self.t_s - self.step_start_s,
                 t_abs_s=self.t_s,
                 voltage_v=voltage,
-                current_a=self.cell.current_a,
+                current_a=self._i,
                 capacity_ah=abs(self.step_capacity_ah),
                 energy_wh=abs(self.step_energy_wh),
                 temperature_c=self.cell.temperature_c,
@@ -234,21 +243,20 @@ class SimChannel:
 
     def _tick(self, step: SimStep, t_new: float) -> None:
         assert self.programme is not None
-        v_old = self.cell.terminal_voltage_v
-        i_old = self.cell.current_a
+        v_old, i_old = self._v, self._i
         dt_s = t_new - self.t_s
         self.cell.advance_to(t_new)
         self.t_s = t_new
-        voltage = self.cell.terminal_voltage_v
-        current = self.cell.current_a
+        self._read_cell()
+        voltage, current = self._v, self._i
         # Trapezoid over the tick: the cabinet's own coulomb counter, independent of the cell's.
         self.step_capacity_ah += 0.5 * (i_old + current) * dt_s / 3600.0
         self.step_energy_wh += 0.5 * (i_old * v_old + current * voltage) * dt_s / 3600.0
 
-        if self.check_protection():
+        if self.check_protection(fresh=True):
             return
         if self._step_ended(step, voltage, current, v_old, dt_s):
-            self._record()
+            self._record(fresh=True)
             if self.step_pos + 1 < len(self.programme.steps):
                 self._begin_step(self.step_pos + 1)
             else:
@@ -262,16 +270,18 @@ class SimChannel:
         if (interval is not None and self.t_s - self.last_record_s >= interval - 1e-9) or (
             delta_v is not None and abs(voltage - self.last_record_v) >= delta_v
         ):
-            self._record()
+            self._record(fresh=True)
 
-    def check_protection(self) -> bool:
+    def check_protection(self, *, fresh: bool = False) -> bool:
         """Trip into ``protect`` (output open, row and log written) if a limit is exceeded now."""
         if self.workstatus != "working" or self.programme is None:
             return False
-        trip = self._protection_trip(self.cell.terminal_voltage_v, self.cell.current_a)
+        if not fresh:
+            self._read_cell()
+        trip = self._protection_trip(self._v, self._i)
         if trip is None:
             return False
-        self._record()
+        self._record(fresh=True)
         self.cell.set_open_circuit()
         self.workstatus = "protect"
         self.log_code = trip
@@ -494,7 +504,9 @@ class NewareCabinet(Personality):
         self, request: ET.Element, cmd: str, answer: Callable[[ET.Element, SimChannel], str]
     ) -> str:
         found = request.find("list")
-        items = list(found) if found is not None else []
+        # Only the per-channel elements: start's list also holds a <backup> settings element.
+        tag = "status" if cmd == "getchlstatus" else cmd
+        items = [item for item in found if item.tag == tag] if found is not None else []
         lines = [f"<cmd>{cmd}_resp</cmd>", f'<list count="{len(items)}">']
         for item in items:
             channel = self._address(item)

@@ -330,7 +330,16 @@ def test_unreachable_cabinet_gives_link_down_after_the_attempts(tmp_path: Path) 
     transport = ScriptedTransport(
         [LOGIN, DEVINFO, (INQUIRE, down), (LOGIN[0], down), (LOGIN[0], down)]
     )
-    cab = NewareBtsCabinet(transport, step_dir=tmp_path, reconnect_attempts=2).connect()
-    with pytest.raises(LinkDown, match="after 2 attempts"):
+    waits: list[float] = []
+    cab = NewareBtsCabinet(
+        transport,
+        step_dir=tmp_path,
+        reconnect_attempts=3,
+        reconnect_backoff_s=0.5,
+        sleep=waits.append,
+    ).connect()
+    transport.script.append((LOGIN[0], down))
+    with pytest.raises(LinkDown, match="after 3 attempts"):
         cab.channel("21-1-1").poll()
-    assert transport.reopened == 2 and transport.done()
+    assert transport.reopened == 3 and transport.done()
+    assert waits == [0.5, 1.0], "exponential backoff between attempts, none before the first"

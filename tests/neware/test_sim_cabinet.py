@@ -53,8 +53,12 @@ class Bench:
         path = write_step_file(self.tmp / f"{barcode.replace('/', '_')}.xml", step, limits)
         root = self.ask(
             '<cmd>start</cmd><list count = "1">'
-            f'<start {CHL} barcode="{barcode}">{path}</start></list>'
+            f'<start {CHL} barcode="{barcode}">{path}</start>'
+            '<backup backupdir="C:\\Neware data\\" remotedir="" filenametype="0" /></list>'
         )
+        listing = root.find("list")
+        assert listing is not None and [e.tag for e in listing] == ["start"], "one result"
+        assert listing.get("count") == "1"
         return root.findtext("list/start") or ""
 
     def inquire(self) -> dict[str, str]:

@@ -42,7 +42,6 @@ def test_driver_and_cabinet_over_tcp_with_a_dropped_link(tmp_path: Path) -> None
             step_dir=tmp_path,
             timeout_s=2.0,
             reconnect_backoff_s=0.05,
-            sleeper=SystemClock(),
         )
         try:
             assert len(cab.pipeline_ids()) == 16

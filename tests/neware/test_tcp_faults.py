@@ -30,7 +30,6 @@ from hardware_sim.clock import SimClock
 from hardware_sim.devices.neware_bts import NewareCabinet
 from hardware_sim.faults import Fault, FaultInjector, FaultKind
 from hardware_sim.transports.tcp import TcpServer
-from station.clock import SystemClock
 
 SPEED = 500.0
 LIMITS = ProtectionLimits(
@@ -62,7 +61,6 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
             timeout_s=0.5,
             reconnect_backoff_s=0.1,
             reconnect_attempts=8,
-            sleeper=SystemClock(),
         )
         try:
             yield Rig(sim, injector, cab, server)
