@@ -110,3 +110,34 @@ def run_lot(
         engine.shutdown()
         storage.close()
     return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m station.simbench``: grade the simulated lot headless, print one line per run."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m station.simbench",
+        description="Run a recipe on every cell of a simulated bench and store everything.",
+    )
+    parser.add_argument("--db", required=True, help="SQLite database file (created if missing)")
+    parser.add_argument("--recipe", default="second-life-full", help="shipped recipe name")
+    parser.add_argument("--speed", type=float, default=3600.0, help="simulated s per wall s")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the simulated lot")
+    parser.add_argument("--timeout", type=float, default=None, help="wall-clock limit (s)")
+    args = parser.parse_args(argv)
+    with SimulatedBench(speed=args.speed, seed=args.seed) as sim:
+        result = run_lot(sim, args.db, recipe=args.recipe, timeout_s=args.timeout)
+    for cell_id, run_id in sorted(result.runs.items()):
+        outcome = result.outcomes.get(run_id)
+        print(
+            f"{cell_id}\t{run_id}\t{outcome.value if outcome else 'unknown'}\t"
+            f"{result.reasons.get(run_id, '')}"
+        )
+    completed = sum(o is RunOutcome.COMPLETED for o in result.outcomes.values())
+    print(f"{completed}/{len(result.runs)} runs completed; data in {args.db}")
+    return 0 if completed == len(result.runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from station.events import RunOutcome
@@ -72,5 +74,44 @@ def test_sixteen_channel_simulated_bench_grades_its_lot(tmp_path: Path) -> None:
             ).fetchone()[0]
             assert started >= recipe_steps
         assert conn.execute("SELECT count(*) FROM instruments").fetchone()[0] == 3
+    finally:
+        conn.close()
+
+
+def test_the_same_batch_from_the_command_line(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "station.simbench",
+            "--db",
+            str(db),
+            "--recipe",
+            "fast-triage",
+            "--speed",
+            "3600",
+            "--seed",
+            "3",
+            "--timeout",
+            "120",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1].startswith("16/16 runs completed")
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM runs WHERE outcome = 'completed'"
+                " AND recipe_name = 'fast-triage'"
+            ).fetchone()[0]
+            == 16
+        )
     finally:
         conn.close()
