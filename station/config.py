@@ -363,6 +363,7 @@ class SimLaunch:
     speed: float
     channels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     cells: tuple[Mapping[str, Any], ...] = ()
+    control_port: int | None = None  # the launcher's JSON-lines control endpoint (faults)
 
     def clock(self) -> ScaledClock:
         return ScaledClock(t0_s=self.t0_s, w0_s=self.w0_s, speed=self.speed)
@@ -415,8 +416,16 @@ def parse_sim_launch(text: str) -> SimLaunch:
     cells = data.get("cells") or []
     if not isinstance(cells, list):
         raise ConfigError("simulator launch JSON: 'cells' must be a list")
+    control = data.get("control")
+    port = control.get("tcp_port") if isinstance(control, dict) else None
     return SimLaunch(
-        endpoints, t0, w0, speed, channels, tuple(c for c in cells if isinstance(c, dict))
+        endpoints,
+        t0,
+        w0,
+        speed,
+        channels,
+        tuple(c for c in cells if isinstance(c, dict)),
+        port if isinstance(port, int) else None,
     )
 
 

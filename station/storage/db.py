@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import queue
 import sqlite3
 import threading
@@ -46,6 +47,7 @@ from station.events import (
 from station.storage.schema import MIGRATIONS
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 GENESIS_HASH = "0" * 64
 MAX_BATCH_ROWS = 200_000
 
@@ -336,15 +338,34 @@ class Storage:
         saved = {run_id: replace(state) for run_id, state in self._runs.items()}
         try:
             self._commit_batch(conn, batch)
+        except sqlite3.IntegrityError as error:
+            # Not transient: retrying the same batch would block every later event. Commit
+            # event by event and report (never silently drop) the ones the schema refuses.
+            self._runs = saved
+            self._pending = []
+            self._report(error)
+            for event in batch:
+                saved_one = {run_id: replace(state) for run_id, state in self._runs.items()}
+                try:
+                    self._commit_batch(conn, [event])
+                except sqlite3.IntegrityError as refused:
+                    self._runs = saved_one
+                    self._report(refused, event)
         except sqlite3.Error as error:
             self._runs = saved
             self._pending = batch
-            self.last_error = f"{type(error).__name__}: {error}"
-            if self.on_error is not None:
-                self.on_error(self.last_error)
+            self._report(error)
         else:
             self._pending = []
             self.last_error = None
+
+    def _report(self, error: sqlite3.Error, event: Event | None = None) -> None:
+        self.last_error = f"{type(error).__name__}: {error}" + (
+            f" (refused {event!r})" if event is not None else ""
+        )
+        log.error("storage: %s", self.last_error)
+        if self.on_error is not None:
+            self.on_error(self.last_error)
 
     def _commit_batch(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
         sample_rows: list[tuple[Any, ...]] = []

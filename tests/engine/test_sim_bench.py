@@ -5,9 +5,12 @@ the second-life recipe on the 16-cell lot and every cell's data is in the databa
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from station.events import RunOutcome
@@ -113,5 +116,48 @@ def test_the_same_batch_from_the_command_line(tmp_path: Path) -> None:
             ).fetchone()[0]
             == 16
         )
+    finally:
+        conn.close()
+
+
+def test_injected_over_temperature_trips_and_is_recorded(tmp_path: Path) -> None:
+    """The simulator's own fault injector heats the cabinet's cells to 85 degC mid-run: every
+    run still going trips on temperature (station limit 50 degC for triage, or the instrument's
+    own protection), the output is stopped and the trip is stored with its value."""
+    db = tmp_path / "trip.db"
+    with SimulatedBench(speed=600, seed=4) as sim:
+        assert sim.launch.control_port is not None
+
+        def inject() -> None:
+            time.sleep(0.3)
+            request = {
+                "cmd": "fault",
+                "device": "cabinet",
+                "fault": "over_temperature",
+                "temperature_c": 85,
+            }
+            with socket.create_connection(("127.0.0.1", sim.launch.control_port)) as conn:
+                conn.sendall((json.dumps(request) + "\n").encode())
+                assert json.loads(conn.makefile().readline())["ok"]
+
+        injector = threading.Thread(target=inject)
+        injector.start()
+        result = run_lot(sim, db, recipe="fast-triage", timeout_s=120)
+        injector.join()
+    tripped = [r for r, o in result.outcomes.items() if o is RunOutcome.TRIPPED]
+    assert len(result.outcomes) == 16 and len(tripped) >= 8, result.reasons
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        for run_id in tripped:
+            rows = conn.execute(
+                "SELECT t.limit_name, t.value, t.threshold, r.reason FROM limit_trips t"
+                " JOIN runs r USING (run_pk) WHERE r.run_id = ?",
+                (run_id,),
+            ).fetchall()
+            assert len(rows) == 1
+            limit, value, threshold, reason = rows[0]
+            assert limit.startswith(("temperature_max", "instrument_protection"))
+            assert limit.startswith("instrument_protection") or value > threshold >= 50.0
+            assert reason
     finally:
         conn.close()

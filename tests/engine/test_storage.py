@@ -4,6 +4,7 @@ progress checkpoints committed with samples, calibration flags."""
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from pathlib import Path
 
@@ -339,3 +340,27 @@ def test_arbitrary_text_ids_round_trip_without_schema_change(tmp_path_factory, i
         assert stored == sorted(ids)
     finally:
         db.close()
+
+
+def test_a_refused_event_does_not_block_the_rest(storage: Storage) -> None:
+    errors: list[str] = []
+    storage.on_error = errors.append
+    start_run(storage)
+    storage.handle_event(Sample("run-1", "ch01", 0, T0, 0, 3.7, 0.0))
+    # A NaN voltage becomes NULL in SQLite and violates NOT NULL: that one event is refused.
+    storage.handle_event(Sample("run-1", "ch01", 1, T0 + 1, 0, math.nan, 0.0))
+    storage.handle_event(
+        LimitTripped(
+            "run-1", "ch01", "instrument_protection:200104", math.nan, math.nan, "", T0 + 2
+        )
+    )
+    storage.flush()
+    assert [r[0] for r in storage.samples("run-1")] == [0]
+    assert errors and "refused" in errors[-1] and "nan" in errors[-1]
+    with storage.reader() as conn:
+        assert conn.execute("SELECT limit_name, value FROM limit_trips").fetchall() == [
+            ("instrument_protection:200104", None)
+        ]
+    storage.handle_event(Sample("run-1", "ch01", 1, T0 + 3, 0, 3.7, 0.0))
+    storage.flush()
+    assert [r[0] for r in storage.samples("run-1")] == [0, 1]
