@@ -388,6 +388,12 @@ class Engine:
                 raise EngineError(
                     f"channel {channel_id} is busy with run {self._active[channel_id]}"
                 )
+            snap = self._snapshots[channel_id]
+            if snap.state == "held":
+                raise EngineError(
+                    f"channel {channel_id} holds run {snap.run_id} interrupted by a restart; "
+                    "continue or close it first"
+                )
         cell = self.storage.get_cell(cell_id)
         if cell is None:
             raise EngineError(f"cell {cell_id!r} is not stored; scan or import it first")

@@ -185,3 +185,78 @@ def test_pause_resume_and_a_failing_subscriber(tmp_path: Path) -> None:
     finally:
         engine.shutdown()
         storage.close()
+
+
+def test_interrupted_run_is_held_until_an_operator_decides(tmp_path: Path) -> None:
+    from station.events import RunStarted, StepStarted
+    from station.recipes import shipped_recipe
+    from station.storage import RunRecord
+
+    clock = scaled(600.0)
+    db = tmp_path / "crash.db"
+    recipe = shipped_recipe("fast-triage")
+    first = Storage(db, clock)
+    first.add_cells([make_cell("A"), make_cell("B")], who="t")
+    for run_id, cell_id, channel in (("r-continue", "A", "ch01"), ("r-close", "B", "ch02")):
+        first.begin_run(
+            RunRecord(
+                run_id,
+                channel,
+                cell_id,
+                recipe.name,
+                1,
+                recipe.content_hash,
+                recipe.source_text,
+                "cabinet",
+                "CAB-0001",
+                "2099-12-31",
+                False,
+                False,
+                "t",
+                clock.now(),
+            )
+        )
+        first.handle_event(RunStarted(run_id, channel, cell_id, recipe.name, clock.now()))
+        token = json.dumps(
+            {"ctx": {"measured_capacity_ah": None, "soc": None}, "op": 0, "top": 2}, sort_keys=True
+        )
+        first.handle_event(StepStarted(run_id, channel, 3, "pulse", "pulse", clock.now(), token))
+        for seq in range(5):
+            first.handle_event(Sample(run_id, channel, seq, clock.now() + seq, 3, 3.6, -3.0, 25.0))
+    first.close()  # the "crash": no RunEnded was ever stored
+
+    storage = Storage(db, clock)
+    connector = FakeConnector(clock, bench_models())
+    engine = Engine(BENCH, storage, clock, connector=connector)
+    events: list[Event] = []
+    engine.subscribe(events.append)
+    try:
+        engine.connect()
+        held = engine.resume_after_crash()
+        assert {p.run_id for p in held} == {"r-continue", "r-close"}
+        cabinet = connector.opened["cabinet"]
+        assert all(not ch.output_on for ch in cabinet.channels.values())  # type: ignore[attr-defined]
+        assert engine.snapshot()["ch01"].state == "held"
+        with pytest.raises(EngineError, match="continue or close it first"):
+            engine.start_run("ch01", "A", "fast-triage")
+        assert not [e for e in events if isinstance(e, Sample)]  # nothing restarted by itself
+        engine.close_run("r-close", "cell removed from the fixture")
+        engine.continue_run("r-continue")
+        assert engine.wait_idle(timeout_s=60)
+        storage.flush()
+        ends = {e.run_id: e for e in events if isinstance(e, RunEnded)}
+        assert ends["r-close"].outcome is RunOutcome.ABORTED
+        assert ends["r-continue"].outcome is RunOutcome.COMPLETED, ends["r-continue"].reason
+        seqs = [s[0] for s in storage.samples("r-continue")]
+        assert seqs == list(range(len(seqs))) and len(seqs) > 5
+        kinds = [
+            e.step_kind for e in events if isinstance(e, StepStarted) and e.run_id == "r-continue"
+        ]
+        assert kinds[:2] == ["probe", "pulse"]  # resumed at the interrupted pulse, not the top
+        with storage.reader() as conn:
+            actions = [r[0] for r in conn.execute("SELECT action FROM audit ORDER BY id")]
+        assert actions.count("run held") == 2 and "close run" in actions
+        assert "run running" in actions
+    finally:
+        engine.shutdown()
+        storage.close()
