@@ -71,6 +71,10 @@ RATINGS = {"2450": (200.0, 1.05), "2460": (100.0, 7.0), "2461": (100.0, 7.0)}
 # or above the armed maximum so the instrument clamps close to the cell's limit.
 PROTECTION_LEVELS_V = (2, 5, 10, 20, 40, 60, 80, 100, 120, 140, 160, 180)
 _MAX_ERRORS_READ = 10
+# A running step whose buffer gains nothing for this many record intervals (plus a margin for
+# polling jitter, s of station clock) is reported as FAULT: the instrument is stuck (S5).
+_STALE_INTERVALS = 3
+_STALE_MARGIN_S = 2.0
 # Read-only queries are asked again after a lost or garbled reply (a fault may hit the retry).
 _QUERY_ATTEMPTS = 3
 _MAX_READINGS_PER_QUERY = 1000
@@ -191,6 +195,8 @@ class Keithley24xx:
         self._energy_wh = 0.0
         self._finished = False
         self._stopped = False
+        self._last_data_s = 0.0
+        self._interval_s = 1.0
         self._last_poll_s = monotonic()
         self._watchdog_stop = threading.Event()
         self._watchdog_thread: threading.Thread | None = None
@@ -270,6 +276,8 @@ class Keithley24xx:
         if self._programme_t0_s is None:
             self._programme_t0_s = now_s
         self._step_offset_s = now_s - self._programme_t0_s
+        self._last_data_s = now_s
+        self._interval_s = step.record_interval_s
         self._last_index = 0
         self._previous = None
         self._capacity_ah = 0.0
@@ -316,7 +324,13 @@ class Keithley24xx:
         self._stopped = True
 
     def close(self) -> None:
-        """Stop the watchdog and close the link (the output stays as it is: call stop() first)."""
+        """Turn the output off if a step left it on (shutdown always runs), then close the link."""
+        plan = self._plan
+        if plan is not None and plan.output_on and not self._stopped and not self.watchdog_tripped:
+            try:
+                self.stop()
+            except InstrumentError as exc:
+                log.error("%s output may still be on at close: %s", self.address, exc)
         self._stop_watchdog()
         self._session.close()
 
@@ -398,6 +412,7 @@ class Keithley24xx:
             transport.write(":OUTP OFF")
         for command in self.step_commands(plan):
             transport.write(command)
+        self._check_errors(transport, after="step set-points")
         limit_query = ":SOUR:CURR:VLIM?" if plan.source_function == "CURR" else ":SOUR:VOLT:ILIM?"
         held = parse_number(transport.query(limit_query), what=limit_query, address=self.address)
         if abs(held - plan.limit) > 1e-6 * max(abs(plan.limit), 1e-9):
@@ -405,7 +420,6 @@ class Keithley24xx:
                 f"compliance limit written as {plan.limit:g} but the instrument holds {held:g}",
                 address=self.address,
             )
-        self._check_errors(transport, after="step set-points")
         transport.write(":TRAC:CLE")
         transport.write(f':TRIG:LOAD "SimpleLoop",{_TRIGGER_COUNT},{format_number(interval_s)}')
         if plan.output_on:
@@ -501,6 +515,15 @@ class Keithley24xx:
                 fault = "reading outside the instrument's ratings"
                 continue
             samples.append(sample)
+        now_s = self._clock.now()
+        if samples:
+            self._last_data_s = now_s
+        elif not fault and not self._stopped:
+            silent_s = now_s - self._last_data_s
+            if silent_s > _STALE_INTERVALS * self._interval_s + _STALE_MARGIN_S:
+                self._count_fault("stale")
+                log_fault(self.address, f"no new reading for {silent_s:.1f} s")
+                fault = f"no new reading for {silent_s:.1f} s (instrument stuck?)"
         if fault:
             return ChannelStatus(
                 ChannelState.FAULT, tuple(samples), self._step_index, message=fault

@@ -61,8 +61,8 @@ CC_CHARGE = [
     (':SENS:FUNC "VOLT"', None),
     (":SOUR:CURR:VLIM 4.2", None),
     (":SOUR:CURR 0.5", None),
-    (":SOUR:CURR:VLIM?", "4.200000E+00"),
     (":SYST:ERR?", NOERR),
+    (":SOUR:CURR:VLIM?", "4.200000E+00"),
     *OUTPUT_ON,
 ]
 CHARGE = CyclerStep(StepMode.CC, current_a=0.5, end=EndConditions(voltage_above_v=4.2))
@@ -149,8 +149,8 @@ def test_cc_discharge_is_cv_at_the_floor_with_ilim() -> None:
         (':SENS:FUNC "CURR"', None),
         (":SOUR:VOLT:ILIM 0.8", None),
         (":SOUR:VOLT 2.75", None),
-        (":SOUR:VOLT:ILIM?", "8.000000E-01"),
         (":SYST:ERR?", NOERR),
+        (":SOUR:VOLT:ILIM?", "8.000000E-01"),
         *OUTPUT_ON,
     ]
     with smu(exchanges) as k:
@@ -172,8 +172,8 @@ def test_cccv_is_cv_at_end_voltage_with_ilim_and_record_interval() -> None:
         (':SENS:FUNC "CURR"', None),
         (":SOUR:VOLT:ILIM 1", None),
         (":SOUR:VOLT 4.2", None),
-        (":SOUR:VOLT:ILIM?", "1.000000E+00"),
         (":SYST:ERR?", NOERR),
+        (":SOUR:VOLT:ILIM?", "1.000000E+00"),
         *on,
     ]
     with smu(exchanges) as k:
@@ -192,8 +192,8 @@ def test_rest_turns_output_off_and_never_on() -> None:
         (':SENS:FUNC "VOLT"', None),
         (":SOUR:CURR:VLIM 4.2", None),
         (":SOUR:CURR 0", None),
-        (":SOUR:CURR:VLIM?", "4.200000E+00"),
         (":SYST:ERR?", NOERR),
+        (":SOUR:CURR:VLIM?", "4.200000E+00"),
         (":TRAC:CLE", None),
         (':TRIG:LOAD "SimpleLoop",100000,1', None),
         (":INIT", None),
@@ -329,6 +329,60 @@ def test_overflow_reading_is_a_fault_not_a_sample() -> None:
     assert status.samples == ()
 
 
+def test_cv_step_samples_take_voltage_from_sour_and_current_from_read() -> None:
+    step = CyclerStep(StepMode.CCCV, current_a=1.0, voltage_v=4.2)
+    reply = "9.500000E-01,4.190000E+00,1.000000E+00,9.000000E-01,4.200000E+00,2.000000E+00"
+    exchanges = [
+        *CONNECT,
+        *ARM,
+        (":ABOR", None),
+        (":SOUR:FUNC VOLT", None),
+        (':SENS:FUNC "CURR"', None),
+        (":SOUR:VOLT:ILIM 1", None),
+        (":SOUR:VOLT 4.2", None),
+        (":SYST:ERR?", NOERR),
+        (":SOUR:VOLT:ILIM?", "1.000000E+00"),
+        *OUTPUT_ON,
+        (END, "2"),
+        (':TRAC:DATA? 1,2,"defbuffer1",READ,SOUR,REL', reply),
+        (":OUTP?", "1"),
+    ]
+    with smu(exchanges) as k:
+        k.arm_protection(LIMITS)
+        k.start_step(step)
+        samples = k.poll().samples
+    assert [(s.voltage_v, s.current_a) for s in samples] == [(4.19, 0.95), (4.2, 0.9)]
+    # 0.95 A for the first 1 s, then the trapezoid (0.95 + 0.9) / 2 for 1 s.
+    assert samples[-1].step_capacity_ah == pytest.approx((0.95 + 0.925) / 3600, rel=1e-12)
+
+
+def test_a_buffer_that_stops_growing_is_a_fault() -> None:
+    clock = ManualClock(0.0)
+    exchanges = [*CONNECT, *ARM, *CC_CHARGE, (END, "0"), (":OUTP?", "1")]
+    exchanges += [(END, "0"), (":OUTP?", "1")]
+    with smu(exchanges, clock=clock) as k:
+        k.arm_protection(LIMITS)
+        k.start_step(CHARGE)
+        clock.advance(4.0)  # within 3 intervals of 1 s + 2 s margin
+        assert k.poll().state is ChannelState.RUNNING
+        clock.advance(1.5)
+        status = k.poll()
+    assert status.state is ChannelState.FAULT
+    assert "no new reading" in status.message
+
+
+def test_readings_taken_before_stop_are_still_delivered() -> None:
+    exchanges = [*CONNECT, *ARM, *CC_CHARGE, (":OUTP OFF", None), (":ABOR", None)]
+    exchanges += [(":OUTP?", "0"), (END, "3"), (DATA_1_3, THREE), (":OUTP?", "0")]
+    with smu(exchanges) as k:
+        k.arm_protection(LIMITS)
+        k.start_step(CHARGE)
+        k.stop()
+        status = k.poll()
+    assert status.state is ChannelState.IDLE
+    assert len(status.samples) == 3
+
+
 def test_output_turned_off_by_instrument_is_protected() -> None:
     exchanges = [*CONNECT, *ARM, *CC_CHARGE, (END, "0"), (":OUTP?", "0")]
     with smu(exchanges) as k:
@@ -376,7 +430,7 @@ def test_poll_after_disconnect_reconnects_and_reads_on_without_resending_set_poi
 
 
 def test_start_interrupted_by_link_loss_turns_output_off_and_is_not_resent() -> None:
-    exchanges = [*CONNECT, *ARM, *CC_CHARGE[:5], (":SOUR:CURR:VLIM?", DISCONNECT)]
+    exchanges = [*CONNECT, *ARM, *CC_CHARGE[:6], (":SOUR:CURR:VLIM?", DISCONNECT)]
     exchanges += [REOPEN, *CONNECT, (":OUTP OFF", None)]
     with smu(exchanges) as k:
         k.arm_protection(LIMITS)
@@ -426,6 +480,14 @@ def test_settings_send_both_sense_functions_and_read_back() -> None:
 def test_bad_setting_refused() -> None:
     with smu(CONNECT) as k, pytest.raises(SettingError, match="nplc"):
         k.nplc = 50
+
+
+def test_close_turns_a_running_output_off_first() -> None:
+    exchanges = [*CONNECT, *ARM, *CC_CHARGE, (":OUTP OFF", None), (":ABOR", None), (":OUTP?", "0")]
+    with smu(exchanges) as k:
+        k.arm_protection(LIMITS)
+        k.start_step(CHARGE)
+        k.close()
 
 
 def test_watchdog_turns_output_off_when_polling_stops() -> None:

@@ -12,7 +12,7 @@ import logging
 import pytest
 
 from drivers import registry
-from drivers.errors import InterlockOpen
+from drivers.errors import InterlockOpen, SettingError
 from drivers.readings import (
     ChannelState,
     CyclerStep,
@@ -274,3 +274,47 @@ def test_keithley_rest_keeps_the_cell_open_and_reads_ocv() -> None:
             assert channel.poll().state in (ChannelState.FINISHED, ChannelState.RUNNING)
         finally:
             channel.close()
+
+
+def test_bt3563_registry_name_over_sim() -> None:
+    from hardware_sim.devices.bt356x import Bt356x
+    from hardware_sim.population import generate_lot
+
+    clock = make_clock()
+    personality = Bt356x(
+        clock, seed=4, model="BT3563", cell=generate_lot("new-cells", 1, seed=4)[0].cell
+    )
+    with served(personality, "sim") as address:
+        meter = registry.open_instrument(
+            "hioki-bt3563", address, {"voltage_range_v": 300.0}, clock=clock
+        )
+        try:
+            assert meter.identity.model == "BT3563"
+            reading = meter.measure()
+            assert reading.status is ReadingStatus.VALID
+            assert reading.voltage_v == float(personality.last[1])
+        finally:
+            meter.close()
+
+
+@pytest.mark.parametrize("model", ["2460", "2461"])
+def test_keithley_models_by_registry_name(model: str) -> None:
+    from hardware_sim.devices.keithley24xx import Keithley24xx as SimKeithley
+    from hardware_sim.population import generate_lot
+
+    clock = make_clock()
+    cell = generate_lot("new-cells", 1, seed=5)[0].cell
+    personality = SimKeithley(clock, seed=5, model=model, cell=cell)
+    with served(personality, "sim") as address:
+        channel = registry.open_instrument(
+            f"keithley-{model}", address, {"watchdog_s": 60.0}, clock=clock
+        )
+        try:
+            assert channel.identity.model == f"MODEL {model}"
+            # The 2460/2461 take up to 7 A; the armed limit is accepted and OVP read back.
+            held = channel.arm_protection(ProtectionLimits(2.5, 4.2, 5.0))
+            assert held.voltage_max_v == 5.0
+        finally:
+            channel.close()
+        with pytest.raises(SettingError, match="is KEITHLEY INSTRUMENTS MODEL"):
+            registry.open_instrument("keithley-2450", address, clock=clock)

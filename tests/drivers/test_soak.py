@@ -55,6 +55,9 @@ def soak_acir(messages: int, seed: int, caplog: pytest.LogCaptureFixture) -> Fau
             meter.close()
     assert readings >= messages * 0.9
     assert _fault_warnings(caplog) >= len(faults.injected)
+    print(
+        f"acir soak: {faults.messages} queries, {len(faults.injected)} faults, {readings} readings"
+    )
     return faults
 
 
@@ -98,6 +101,10 @@ def soak_keithley(messages: int, seed: int, caplog: pytest.LogCaptureFixture) ->
         assert sample.voltage_v == float(f"{entry.reading:.6E}")
         assert sample.current_a == float(f"{entry.source:.6E}")
     assert _fault_warnings(caplog) >= len(faults.injected)
+    print(
+        f"keithley soak: {faults.messages} queries, {len(faults.injected)} faults, "
+        f"{len(samples)} samples"
+    )
     return faults
 
 

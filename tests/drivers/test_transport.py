@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 
 import pytest
@@ -139,12 +140,14 @@ def test_visa_peer_close_becomes_link_down_after_consecutive_timeouts(server) ->
     ["tcp://127.0.0.1:{port}", "socket://127.0.0.1:{port}", "TCPIP::127.0.0.1::{port}::SOCKET"],
 )
 def test_refused_connection_is_link_down(form: str) -> None:
-    with line_server(_echo_upper) as srv:
-        port = srv.port
-    # pyvisa-py connects a TCPIP SOCKET lazily, so the refusal may surface at the first write.
-    with pytest.raises(LinkDown):
-        transport = _open(form, port)
-        transport.query("x")
+    # A bound socket that never listens refuses connections, and nobody else can take its port.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        # pyvisa-py connects a TCPIP SOCKET lazily, so the refusal may surface at the first write.
+        with pytest.raises(LinkDown):
+            transport = _open(form, port)
+            transport.query("x")
 
 
 def test_deadline_caps_the_per_call_timeout(server) -> None:
