@@ -14,14 +14,17 @@ step file (:mod:`drivers.neware_stepfile`) written into ``step_dir`` and started
 barcode unique per started step (``<run_id>/<step_index>``).
 
 Recovery: a timeout, garbage or a dropped link closes and reopens the connection, logs in again
-and re-reads the device info (so a late reply is never taken for the next answer). Read-only and
-idempotent requests (inquire, download, getchlstatus, stop, light) are then sent again; ``start``
-never is: the channel asks ``inquire`` whether its barcode is running instead.
+and re-reads the device info (so a late reply is never taken for the next answer; a different
+serial raises :class:`drivers.session.IdentityMismatch`), waiting ``reconnect_backoff_s * 2**k``
+wall seconds between attempts; every handled fault goes through ``drivers.session.log_fault``.
+Read-only and idempotent requests (inquire, download, getchlstatus, stop, light) are then sent
+again; ``start`` never is: the channel asks ``inquire`` whether its barcode is running instead.
 
 Samples: ``download`` rows are 1-based ``seqid`` s of the latest test on the channel; the channel
 keeps its position so every row is delivered once. ``testtime`` (ms) is the time since the test
 (= the started step) began; a sample's ``t_s`` is the programme time: the sum of the earlier
 steps' durations on this channel plus ``testtime``, so host gaps between steps are not counted.
+A row's ``temp`` attribute (aux temperature, sent by the simulator) becomes ``temperature_c``.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ protect: ``200101`` over-voltage, ``200102`` under-voltage, ``200103`` over-curr
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
+from hardware_sim.cell import Contact
 from hardware_sim.clock import SimClock
 from hardware_sim.devices.base import Personality, Reply
 from hardware_sim.devices.neware_stepfile import (
@@ -81,7 +84,7 @@ class CellModel(Protocol):
     def temperature_c(self) -> float: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Row:
     """One recorded point: test time in s, step time in s, V, A (signed), |Ah|, |Wh|, degC."""
 
@@ -181,7 +184,8 @@ class SimChannel:
         self.step_capacity_ah = 0.0
         self.step_energy_wh = 0.0
         step = self.programme.steps[pos]
-        if step.kind is SimStepKind.REST:
+        if step.kind is SimStepKind.REST or self._contact() is not Contact.OK:
+            # Without a sound contact the channel drives nothing; its voltage check protects.
             self.cell.set_open_circuit()
         elif step.kind is SimStepKind.CV:
             assert step.hold_voltage_v is not None
@@ -194,9 +198,23 @@ class SimChannel:
             self.cell.set_current(step.current_a, voltage_limit_v=limit)
         self._record()
 
+    def _contact(self) -> Contact:
+        return getattr(self.cell, "contact", Contact.OK)
+
     def _read_cell(self) -> None:
-        self._v = self.cell.terminal_voltage_v
-        self._i = self.cell.current_a
+        # What the channel's leads see: nothing through an open tab, the mirror when reversed.
+        contact = self._contact()
+        if contact is Contact.OPEN:
+            self._v, self._i = 0.0, 0.0
+            return
+        sign = -1.0 if contact is Contact.REVERSED else 1.0
+        self._v = sign * self.cell.terminal_voltage_v
+        self._i = sign * self.cell.current_a
+
+    def measure(self) -> tuple[float, float]:
+        """The channel's voltage (V) and current (A) now, as its leads see them."""
+        self._read_cell()
+        return self._v, self._i
 
     def _record(self, *, fresh: bool = False) -> None:
         """Append a row; ``fresh``: the cached cell reading is already current (saves a read)."""
@@ -337,8 +355,14 @@ class SimChannel:
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def _atime_of_second(second: int) -> str:
+    return dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _atime(t_s: float) -> str:
-    return dt.datetime.fromtimestamp(t_s, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    # Whole seconds, as the real cabinet prints them; rows of one second share one string.
+    return _atime_of_second(math.floor(t_s))
 
 
 def _num(value: float) -> str:
@@ -410,6 +434,13 @@ class NewareCabinet(Personality):
 
     def feed(self, data: bytes, now_s: float) -> list[Reply]:
         return [self.reply_at(reply, now_s) for reply in self.feed_bytes(data, now_s)]
+
+    def cell_locations(self) -> dict[str, str]:
+        """Each held cell's channel address, for the launcher's lot listing."""
+        return {
+            str(getattr(ch.cell, "cell_id", "") or ch.pipeline): ch.pipeline
+            for ch in self.channels.values()
+        }
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -532,12 +563,13 @@ class NewareCabinet(Personality):
             step = ch.step if ch.workstatus == "working" else None
             step_id = f' step_id="{step.step_id}"' if step is not None else ""
             working = ch.workstatus == "working"
-            current = ch.cell.current_a if working else 0.0
+            voltage, current = ch.measure()
+            current = current if working else 0.0
             return (
                 f'<inquire dev="{self.devtype}-{ch.devid}-{ch.subdevid}-{ch.chlid}-0" '
                 f'cycle_id="1"{step_id} step_type="{ch.step_type_name()}" '
                 f'workstatus="{ch.workstatus}" barcode={quoteattr(ch.barcode)} '
-                f'current="{_num(current)}" voltage="{_num(ch.cell.terminal_voltage_v)}" '
+                f'current="{_num(current)}" voltage="{_num(voltage)}" '
                 f'capacity="{_num(abs(ch.step_capacity_ah))}" '
                 f'energy="{_num(abs(ch.step_energy_wh))}" '
                 f'totaltime="{_num(round(ch.t_s - ch.test_start_s, 1) if ch.testid else 0)}" '

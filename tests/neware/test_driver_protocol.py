@@ -343,3 +343,23 @@ def test_unreachable_cabinet_gives_link_down_after_the_attempts(tmp_path: Path) 
         cab.channel("21-1-1").poll()
     assert transport.reopened == 3 and transport.done()
     assert waits == [0.5, 1.0], "exponential backoff between attempts, none before the first"
+
+
+def test_getchlstatus_bytes_and_positional_mapping(tmp_path: Path) -> None:
+    both = 'ip="127.0.0.1" devtype="27" devid="21" subdevid="1"'
+    status = request(
+        f'<cmd>getchlstatus</cmd><list count = "2"><status {both} chlid="1">true</status>'
+        f'<status {both} chlid="2">true</status></list>'
+    )
+    # The capture's quirk: the reply may misreport subdevid, so results map back by position.
+    answer = reply(
+        "<cmd>getchlstatus_resp</cmd>",
+        '<list count="2">',
+        '  <status ip="127.0.0.1" devtype="27" devid="21" subdevid="1" chlid="1" reservepause="1">finish</status>',
+        '  <status ip="127.0.0.1" devtype="27" devid="21" subdevid="9" chlid="2" reservepause="1">working</status>',
+        "</list>",
+    )
+    cab, transport = cabinet([(status, answer)], tmp_path)
+    pipelines = [cab.pipeline("21-1-1"), cab.pipeline("21-1-2")]
+    assert cab.getchlstatus(pipelines) == ["finish", "working"]
+    assert transport.done()

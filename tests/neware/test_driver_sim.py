@@ -170,3 +170,19 @@ def test_stop_is_idempotent_and_opens_the_output(rig: Rig) -> None:
     channel.stop()
     assert channel.poll().state is ChannelState.IDLE
     assert rig.cells[0].current_a == 0.0
+
+
+def test_rows_of_an_unpolled_step_are_delivered_after_the_next_start(rig: Rig) -> None:
+    channel = rig.cab.channel("5-1-1")
+    channel.arm_protection(LIMITS)
+    channel.start_step(REST)
+    rig.clock.advance(1000.0)  # the rest ends at 600 s; nobody polled
+    channel.start_step(
+        CyclerStep(StepMode.REST, end=EndConditions(time_s=30.0), record_interval_s=10.0)
+    )
+    samples = samples_of(rig.run("5-1-1", step_s=100.0))
+    first = [s for s in samples if s.step_index == 0]
+    second = [s for s in samples if s.step_index == 1]
+    assert [s.step_time_s for s in first] == [10.0 * i for i in range(61)]
+    assert [s.step_time_s for s in second] == [0.0, 10.0, 20.0, 30.0]
+    assert [s.t_s for s in second] == [600.0, 610.0, 620.0, 630.0]

@@ -15,7 +15,7 @@ import pytest
 
 from drivers.neware_stepfile import write_step_file
 from drivers.readings import CyclerStep, EndConditions, ProtectionLimits, StepMode
-from hardware_sim.cell import Cell
+from hardware_sim.cell import Cell, Contact
 from hardware_sim.chemistry import NMC
 from hardware_sim.clock import SimClock
 from hardware_sim.devices.neware_bts import (
@@ -327,3 +327,39 @@ def test_rest_ends_on_dvdt(bench: Bench) -> None:
     bench.clock.advance(100.0)
     assert bench.inquire()["workstatus"] == "finish"
     assert int(bench.all_rows()[-1]["testtime"]) == 1000
+
+
+def test_getchlstatus_and_light(bench: Bench) -> None:
+    step = CyclerStep(
+        StepMode.CC, current_a=1.0, end=EndConditions(time_s=100.0), record_interval_s=10.0
+    )
+    assert bench.start(step) == "ok"
+    two = (
+        '<status ip="127.0.0.1" devtype="27" devid="27" subdevid="1" chlid="1">true</status>'
+        '<status ip="127.0.0.1" devtype="27" devid="27" subdevid="1" chlid="2">true</status>'
+    )
+    root = bench.ask(f'<cmd>getchlstatus</cmd><list count = "2">{two}</list>')
+    assert [e.text for e in root.findall("list/status")] == ["working", "stop"]
+    root = bench.ask(f'<cmd>light</cmd><list count = "1"><light {CHL}>true</light></list>')
+    assert root.findtext("list/light") == "ok"
+    root = bench.ask("<cmd>nonsense</cmd>")
+    assert (root.findtext("cmd"), root.findtext("result")) == ("nonsense_resp", "false")
+
+
+@pytest.mark.parametrize("contact", [Contact.OPEN, Contact.REVERSED], ids=lambda c: c.value)
+def test_bad_contact_drives_nothing_and_protects_on_voltage(
+    tmp_path: Path, contact: Contact
+) -> None:
+    bench = RealBench(tmp_path)
+    cell = bench.cells[0]
+    cell.contact = contact
+    step = CyclerStep(
+        StepMode.CC, current_a=1.0, end=EndConditions(voltage_above_v=4.2), record_interval_s=10.0
+    )
+    assert bench.start(step) == "ok"
+    bench.clock.advance(10.0)
+    info = bench.inquire()
+    assert (info["workstatus"], info["log_code"]) == ("protect", "200102")  # under-voltage
+    expected_v = 0.0 if contact is Contact.OPEN else -cell.terminal_voltage_v
+    assert float(info["voltage"]) == pytest.approx(expected_v, abs=1e-9)
+    assert cell.current_a == 0.0 and cell.charge_ah == 0.0, "no current was ever driven"
