@@ -620,6 +620,7 @@ class Keithley24xx:
         return [
             "*CLS",
             ":OUTP:CURR:SMOD HIMP",
+            ":OUTP:VOLT:SMOD HIMP",
             self._setting("remote_sense").command_for(self._config["remote_sense"]),
             ":SENS:CURR:RSEN " + ("ON" if self._config["remote_sense"] else "OFF"),
             self._setting("nplc").command_for(self._config["nplc"]),
@@ -632,12 +633,15 @@ class Keithley24xx:
         self._check_errors(transport, after="set-up")
 
     def _verify_off_state(self, transport: Transport) -> None:
-        held = transport.query(":OUTP:CURR:SMOD?").strip().upper()
-        if held != "HIMP":
-            raise InstrumentReportedError(
-                f"output-off state is {held!r}, not HIMP: refusing to turn the output on",
-                address=transport.address,
-            )
+        # The off state is kept per source function; both must be HIMP with a cell attached.
+        for function in ("CURR", "VOLT"):
+            held = transport.query(f":OUTP:{function}:SMOD?").strip().upper()
+            if held != "HIMP":
+                raise InstrumentReportedError(
+                    f"{function} output-off state is {held!r}, not HIMP: refusing to turn the "
+                    "output on",
+                    address=transport.address,
+                )
 
     def _check_errors(self, transport: Transport, *, after: str) -> None:
         errors: list[tuple[int, str]] = []

@@ -33,6 +33,7 @@ CONNECT = [
     ("*LANG?", "SCPI"),
     ("*CLS", None),
     (":OUTP:CURR:SMOD HIMP", None),
+    (":OUTP:VOLT:SMOD HIMP", None),
     (":SENS:VOLT:RSEN ON", None),
     (":SENS:CURR:RSEN ON", None),
     (":SENS:VOLT:NPLC 1", None),
@@ -44,12 +45,14 @@ ARM = [
     (":SOUR:VOLT:PROT PROT5", None),
     (":SOUR:VOLT:PROT?", "PROT5"),
     (":OUTP:CURR:SMOD?", "HIMP"),
+    (":OUTP:VOLT:SMOD?", "HIMP"),
     (":SYST:ERR?", NOERR),
 ]
 OUTPUT_ON = [
     (":TRAC:CLE", None),
     (':TRIG:LOAD "SimpleLoop",100000,1', None),
     (":OUTP:CURR:SMOD?", "HIMP"),
+    (":OUTP:VOLT:SMOD?", "HIMP"),
     (":OUTP:INT:TRIP?", "1"),
     (":OUTP ON", None),
     (":SYST:ERR?", NOERR),
@@ -248,12 +251,13 @@ def test_interlock_refusal_in_error_queue_is_interlock_open() -> None:
     assert info.value.code == -200
 
 
-def test_normal_off_state_prevents_output_on() -> None:
-    exchanges = [*CONNECT, *ARM, *CC_CHARGE[:-4]]
-    exchanges[-1] = (":OUTP:CURR:SMOD?", "NORM")
+@pytest.mark.parametrize(("cut", "function"), [(-5, "CURR"), (-4, "VOLT")])
+def test_normal_off_state_prevents_output_on(cut: int, function: str) -> None:
+    exchanges = [*CONNECT, *ARM, *CC_CHARGE[:cut]]
+    exchanges[-1] = (f":OUTP:{function}:SMOD?", "NORM")
     with smu(exchanges) as k:
         k.arm_protection(LIMITS)
-        with pytest.raises(InstrumentReportedError, match="not HIMP"):
+        with pytest.raises(InstrumentReportedError, match=f"{function} output-off state"):
             k.start_step(CHARGE)
 
 
