@@ -410,7 +410,12 @@ class Keithley24xx(ScpiPersonality):
         value = polarity * cell.current_a
         return OVERFLOW if abs(value) > self.limits.max_current_a * 1.05 else value
 
-    def _source_value(self) -> float:
+    def _source_value(self, t_s: float) -> float:
+        """The SOUR buffer element. Source readback is on by default on a real 2450, so with the
+        output on it is the measured source quantity (the cell voltage during the constant-current
+        phase of a CV/CCCV step), not the set-point."""
+        if self.output:
+            return self._value(self.source_function, t_s)
         return self.source_current_a if self.source_function == "CURR" else self.source_voltage_v
 
     def _measure_time(self, function: str) -> float:
@@ -435,7 +440,7 @@ class Keithley24xx(ScpiPersonality):
         elements = self._elements(c.args[1:]) if len(c.args) > 1 else ("READ",)
         if not self.buffer:
             self.rel_zero_s = now
-        entry = BufferEntry(self._value(self.sense_function, now), self._source_value(), now)
+        entry = BufferEntry(self._value(self.sense_function, now), self._source_value(now), now)
         self._append(entry)
         self.wait_until(now + self._measure_time(self.sense_function))
         return ",".join(self._element(entry, e) for e in elements)
@@ -467,7 +472,7 @@ class Keithley24xx(ScpiPersonality):
         """Produce the trigger model's readings due up to ``now``, in time order."""
         while self.trigger_running and self.trigger_left > 0 and self.trigger_next_s <= now:
             t = self.trigger_next_s
-            self._append(BufferEntry(self._value(self.sense_function, t), self._source_value(), t))
+            self._append(BufferEntry(self._value(self.sense_function, t), self._source_value(t), t))
             self.trigger_left -= 1
             self.trigger_next_s = t + self.trigger_delay_s
         if self.trigger_left <= 0:

@@ -277,3 +277,24 @@ def test_rst_restores_defaults_and_output_off() -> None:
     assert ask(w, ":SOUR:CURR?") == b"0.000000E+00\n"
     assert ask(w, ":SENS:FUNC?") == b'"CURR:DC"\n'
     assert ask(w, "*OPC?") == b"1\n"
+
+
+def test_source_readback_reports_the_measured_voltage_in_current_compliance() -> None:
+    # CV at 4.2 V with ILIM 0.5 A on a half-charged cell: the SMU sits in current compliance, so
+    # the measured source voltage is the cell's terminal voltage (OCV + I R0), not the set-point.
+    c = cell(0.5, r0=0.05)
+    _, w = smu(c)
+    for line in (
+        ":OUTP:CURR:SMOD HIMP",
+        ":SOUR:FUNC VOLT",
+        ":SOUR:VOLT 4.2",
+        ":SOUR:VOLT:ILIM 0.5",
+        ':SENS:FUNC "CURR"',
+        ":OUTP ON",
+    ):
+        send(w, line)
+    fields = ask(w, ':READ? "defbuffer1",READ,SOUR,REL').strip().split(b",")
+    current_a, source_v = float(fields[0]), float(fields[1])
+    assert current_a == pytest.approx(0.5, abs=1e-9)
+    assert source_v == pytest.approx(3.7 + 0.5 * 0.05, abs=1e-4)  # OCV(0.5) + I R0
+    assert source_v < 4.2
