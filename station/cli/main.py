@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "station.cli.cmd_analyze",
     "station.cli.cmd_eis_fit",
     "station.cli.cmd_verify",
+    "station.cli.cmd_sim",
 )
 
 
