@@ -382,20 +382,14 @@ def open_bt356x(
     cls: type[HiokiBT3562], address: str, settings: Mapping[str, Any], **kwargs: Any
 ) -> HiokiBT3562:
     """Open ``address`` (CR+LF both ways) and connect a BT356x with ``settings``."""
-    from drivers.transport import open_transport
+    from drivers.transport import connect_over_transport
 
-    options = dict(settings)
-    timeout_s = float(options.pop("timeout_s", 2.0))
-    baud_rate = options.pop("baud_rate", None)
-    transport = open_transport(
+    return connect_over_transport(
         address,
-        read_termination=TERMINATION,
-        write_termination=TERMINATION,
-        timeout_s=timeout_s,
-        baud_rate=baud_rate,
+        settings,
+        lambda transport, timeout_s, options: cls(
+            transport, read_timeout_s=timeout_s, **options, **kwargs
+        ),
+        termination=TERMINATION,
+        default_timeout_s=2.0,
     )
-    try:
-        return cls(transport, read_timeout_s=timeout_s, **options, **kwargs)
-    except BaseException:
-        transport.close()
-        raise

@@ -312,20 +312,12 @@ class HiokiBT4560:
 
 def open_bt4560(address: str, settings: Mapping[str, Any], **objects: Any) -> HiokiBT4560:
     """Open ``address`` (CR+LF both ways) and connect a BT4560 with ``settings``."""
-    from drivers.transport import open_transport
+    from drivers.transport import connect_over_transport
 
-    options = dict(settings)
-    timeout_s = float(options.pop("timeout_s", 5.0))
-    baud_rate = options.pop("baud_rate", None)
-    transport = open_transport(
+    return connect_over_transport(
         address,
-        read_termination=TERMINATION,
-        write_termination=TERMINATION,
-        timeout_s=timeout_s,
-        baud_rate=baud_rate,
+        settings,
+        lambda transport, _timeout_s, options: HiokiBT4560(transport, **options, **objects),
+        termination=TERMINATION,
+        default_timeout_s=5.0,
     )
-    try:
-        return HiokiBT4560(transport, **options, **objects)
-    except BaseException:
-        transport.close()
-        raise

@@ -748,20 +748,12 @@ class Keithley24xx:
 
 def open_keithley(address: str, settings: Mapping[str, Any], **objects: Any) -> Keithley24xx:
     """Open ``address`` (LF both ways; raw socket port 5025 or USB/GPIB) and connect."""
-    from drivers.transport import open_transport
+    from drivers.transport import connect_over_transport
 
-    options = dict(settings)
-    timeout_s = float(options.pop("timeout_s", 2.0))
-    baud_rate = options.pop("baud_rate", None)
-    transport = open_transport(
+    return connect_over_transport(
         address,
-        read_termination=TERMINATION,
-        write_termination=TERMINATION,
-        timeout_s=timeout_s,
-        baud_rate=baud_rate,
+        settings,
+        lambda transport, _timeout_s, options: Keithley24xx(transport, **options, **objects),
+        termination=TERMINATION,
+        default_timeout_s=2.0,
     )
-    try:
-        return Keithley24xx(transport, **options, **objects)
-    except BaseException:
-        transport.close()
-        raise

@@ -33,9 +33,9 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from drivers.errors import LinkDown, ProtocolError, TransportTimeout
@@ -512,3 +512,37 @@ def open_transport(
         transport = SerialTransport(address, baud_rate=baud_rate, **common)
     transport.open()
     return transport
+
+
+_Driver = TypeVar("_Driver")
+
+
+def connect_over_transport(
+    address: str,
+    settings: Mapping[str, Any],
+    build: Callable[[Transport, float, dict[str, Any]], _Driver],
+    *,
+    termination: str,
+    default_timeout_s: float,
+) -> _Driver:
+    """Open ``address`` for a line-oriented driver and build the driver on it.
+
+    ``settings`` may hold ``timeout_s`` (default per-call read timeout) and ``baud_rate``; the
+    rest is passed to ``build(transport, timeout_s, options)``. The transport is closed when
+    building fails (identification or set-up refused), so a failed connect leaks no port.
+    """
+    options = dict(settings)
+    timeout_s = float(options.pop("timeout_s", default_timeout_s))
+    baud_rate = options.pop("baud_rate", None)
+    transport = open_transport(
+        address,
+        read_termination=termination,
+        write_termination=termination,
+        timeout_s=timeout_s,
+        baud_rate=baud_rate,
+    )
+    try:
+        return build(transport, timeout_s, options)
+    except BaseException:
+        transport.close()
+        raise
