@@ -1,0 +1,176 @@
+"""Acceptance: the real window, offscreen, driven like a technician would at the bench."""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6 import QtCore
+
+from tests.gui.conftest import make_window
+from tests.gui.fake_engine import FakeEngine
+from ui.app import CloseChoice, MainWindow
+from ui.state import ChannelState
+
+ENTER = QtCore.Qt.Key.Key_Return
+
+
+def scan(qtbot, window: MainWindow, text: str) -> None:
+    """A keyboard-wedge scanner: types the ID into whatever has focus, then Enter."""
+    window.intake.field.setFocus()
+    qtbot.keyClicks(window.intake.field, text)
+    qtbot.keyClick(window.intake.field, ENTER)
+
+
+def test_scan_start_samples_grade_and_reasons(qtbot, window: MainWindow, engine: FakeEngine):
+    scan(qtbot, window, "cell-0001")
+    assert window.controller.assigned == {"CH01": "CELL-0001"}
+    assert "CH01" in window.intake.result.text()
+
+    scan(qtbot, window, "CELL-0001")
+    assert "already scanned" in window.intake.result.text()
+
+    qtbot.keyClick(window.intake.field, ENTER)  # empty Enter starts the assigned cells
+    tile = window.overview.tiles["CH01"]
+    qtbot.waitUntil(lambda: tile.state_label.text() == "RUNNING", timeout=3000)
+    qtbot.waitUntil(lambda: len(window.plots.buffer("CH01")) >= 5, timeout=3000)
+    qtbot.waitUntil(lambda: window.plots.curves["voltage"].getData()[0] is not None, timeout=3000)
+    x, y = window.plots.curves["voltage"].getData()
+    # The fake cell's voltage is v0 + dv * seq exactly; the plot shows the same points.
+    assert y[0] == engine.v0_v
+    assert abs(y[-1] - (engine.v0_v + engine.dv_per_sample_v * (len(y) - 1))) < 1e-12
+    assert "V" in tile.values_label.text()
+
+    qtbot.waitUntil(lambda: tile.state_label.text() == "DONE", timeout=5000)
+    qtbot.waitUntil(lambda: tile.grade_badge.isVisible(), timeout=3000)
+    assert tile.grade_badge.text() == "A"
+    # capacity = 1 A x 39 s / 3600 = 0.01083 Ah against a 0.005 Ah minimum (exact arithmetic).
+    assert window.detail.grade_label.text() == "A"
+    reason = window.detail.reasons.item(0).text()
+    assert "capacity_min: 0.0108333 Ah against limit 0.005 Ah" in reason
+    assert "0.00583333 Ah inside" in reason and reason.endswith("pass")
+    assert window.batch.model.rowCount() == 1
+    # G2: every engine command ran on a worker thread, never the GUI thread.
+    assert engine.calls and all(name != "MainThread" for _call, name in engine.calls)
+    assert threading.current_thread().name == "MainThread"
+
+
+def test_limit_trip_shows_reason_on_tile_and_banner(qtbot, settings) -> None:
+    engine = FakeEngine(trip_cells=("CELL-HOT",), samples_per_run=100)
+    window = make_window(qtbot, engine, 2, settings)
+    window.show()
+    scan(qtbot, window, "CELL-HOT")
+    window.controller.start_assigned()
+    tile = window.overview.tiles["CH01"]
+    qtbot.waitUntil(lambda: tile.state_label.text() == "TRIPPED", timeout=5000)
+    assert window.banner.isVisible()
+    # 25 + 0.5 k reaches 45 at k = 40.
+    expected = "CH01: limit 'temperature_max' tripped at 45 °C (limit 45 °C); output turned off"
+    assert window.banner.messages == [expected]
+    assert tile.step_label.text() == expected
+    assert "CH01" not in engine.outputs_on
+    window.close()
+    engine.shutdown(5)
+
+
+def test_stop_all_button_and_shortcut_stop_every_channel(qtbot, settings) -> None:
+    engine = FakeEngine(samples_per_run=10_000, period_s=0.01)
+    window = make_window(qtbot, engine, 4, settings)
+    window.show()
+    for n in range(1, 4):
+        scan(qtbot, window, f"CELL-{n:04d}")
+    window.controller.start_assigned()
+    tiles = [window.overview.tiles[f"CH{n:02d}"] for n in range(1, 4)]
+    qtbot.waitUntil(lambda: all(t.state_label.text() == "RUNNING" for t in tiles), timeout=3000)
+    assert engine.outputs_on == {"CH01", "CH02", "CH03"}
+
+    with qtbot.waitSignal(window.controller.stop_all_finished, timeout=5000) as blocker:
+        qtbot.mouseClick(window.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    assert blocker.args == [True, "All channels stopped, outputs off"]
+    assert engine.outputs_on == set()
+    qtbot.waitUntil(lambda: all(t.state_label.text() == "STOPPED" for t in tiles), timeout=3000)
+    stop_thread = [name for call, name in engine.calls if call == "stop_all"]
+    assert stop_thread and stop_thread[0].startswith("gui-stop")
+
+    # The shortcut works while the scan field has focus.
+    window.intake.field.setFocus()
+    with qtbot.waitSignal(window.controller.stop_all_finished, timeout=5000):
+        window.stop_button.shortcuts[0].activated.emit()
+    assert [call for call, _ in engine.calls].count("stop_all") == 2
+    window.close()
+
+
+def test_pause_and_resume_selected_channel(qtbot, window: MainWindow, engine: FakeEngine):
+    engine.samples_per_run = 10_000
+    scan(qtbot, window, "CELL-0002")
+    window.controller.start_assigned()
+    tile = window.overview.tiles["CH01"]
+    qtbot.waitUntil(lambda: tile.state_label.text() == "RUNNING", timeout=3000)
+    window.pause_action.trigger()
+    qtbot.waitUntil(lambda: tile.state_label.text() == "PAUSED", timeout=3000)
+    window.resume_action.trigger()
+    qtbot.waitUntil(lambda: tile.state_label.text() == "RUNNING", timeout=3000)
+
+
+def test_closing_with_active_runs_asks_and_stops_workers(qtbot, settings) -> None:
+    engine = FakeEngine(samples_per_run=10_000)
+    window = make_window(qtbot, engine, 2, settings)
+    asked: list[list[str]] = []
+
+    def choose(active: list[str]) -> CloseChoice:
+        asked.append(active)
+        return CloseChoice.CANCEL if len(asked) == 1 else CloseChoice.STOP_AND_QUIT
+
+    window.confirm_close = choose
+    window.show()
+    scan(qtbot, window, "CELL-0003")
+    window.controller.start_assigned()
+    qtbot.waitUntil(lambda: window.controller.state.active_channels() == ["CH01"], timeout=3000)
+
+    window.close()
+    assert window.isVisible(), "cancel keeps the window and the run"
+    assert engine.alive_threads() == ["CH01"]
+
+    window.close()
+    assert not window.isVisible()
+    assert asked == [["CH01"], ["CH01"]]
+    assert window.shutdown_clean is True
+    assert engine.shutdown_called
+    assert engine.alive_threads() == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("gui-")]
+
+
+def test_full_history_loads_off_the_gui_thread(qtbot, window: MainWindow, engine: FakeEngine):
+    scan(qtbot, window, "CELL-0004")
+    window.controller.start_assigned()
+    tile = window.overview.tiles["CH01"]
+    qtbot.waitUntil(lambda: tile.state_label.text() == "DONE", timeout=5000)
+    with qtbot.waitSignal(window.controller.history_ready, timeout=3000) as blocker:
+        window.plots.history_button.click()
+    channel_id, samples = blocker.args
+    assert channel_id == "CH01" and len(samples) == engine.samples_per_run
+    assert len(window.plots.data("CH01")) == engine.samples_per_run
+
+
+def test_layout_and_last_bench_are_remembered(qtbot, settings) -> None:
+    engine = FakeEngine()
+    first = make_window(qtbot, engine, 2, settings)
+    first.show()
+    # Inside the offscreen platform's 800x600 screen, which restoreGeometry clamps to.
+    first.resize(790, 590)
+    first.splitter.setSizes([500, 280])
+    sizes = first.splitter.sizes()
+    first.close()
+    assert settings.value("bench/last") == "test-bench"
+
+    second = make_window(qtbot, engine, 2, settings)
+    second.show()
+    assert second.size() == QtCore.QSize(790, 590)
+    assert second.splitter.sizes() == sizes
+    second.close()
+
+
+def test_selected_channel_state_is_reflected_in_detail(qtbot, window: MainWindow) -> None:
+    window.overview.select("CH02")
+    assert window.plots.channel_id == "CH02"
+    assert window.controller.state.channel("CH02").state is ChannelState.IDLE
+    assert window.detail.state_label.text() == "IDLE"
