@@ -13,114 +13,155 @@ def _fmt(value: float | None, unit: str, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f} {unit}"
 
 
-class ChannelTile(QtWidgets.QFrame):
-    """One channel: ID and state, cell ID, step, V/I/T, elapsed/remaining, grade badge."""
+class ChannelTile(QtWidgets.QWidget):
+    """One channel: ID and state, cell ID, step, V/I/T, elapsed/remaining, grade badge.
+
+    Painted in one pass instead of built from labels: with 32-64 tiles refreshing at 10 Hz, label
+    text changes re-run layouts and style sheets and cost the event loop tens of milliseconds per
+    frame; one ``paintEvent`` per tile costs well under one.
+    """
 
     clicked = QtCore.Signal(str)
 
     def __init__(self, channel_id: str, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.channel_id = channel_id
-        self.setObjectName("tile")
-        self.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(210, 130)
         self.setSizePolicy(
             QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding
         )
-
-        self.header = QtWidgets.QLabel(channel_id)
-        self.state_label = QtWidgets.QLabel(ChannelState.IDLE.value.upper())
-        self.state_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight)
-        self.cell_label = QtWidgets.QLabel("no cell")
-        self.step_label = QtWidgets.QLabel("")
-        self.values_label = QtWidgets.QLabel("")
-        self.time_label = QtWidgets.QLabel("")
-        self.grade_badge = QtWidgets.QLabel("")
-        self.grade_badge.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
-        self.grade_badge.setMinimumWidth(46)
-        self.grade_badge.hide()
-
-        self._set_font(self.header, 13, bold=True)
-        self._set_font(self.state_label, 13, bold=True)
-        self._set_font(self.cell_label, 15, bold=True)
-        self._set_font(self.step_label, 11)
-        self._set_font(self.values_label, 13, bold=True, mono=True)
-        self._set_font(self.time_label, 11, mono=True)
-        self._set_font(self.grade_badge, 24, bold=True)
-
-        top = QtWidgets.QHBoxLayout()
-        top.addWidget(self.header)
-        top.addStretch(1)
-        top.addWidget(self.state_label)
-        body = QtWidgets.QVBoxLayout()
-        body.addWidget(self.cell_label)
-        body.addWidget(self.step_label)
-        body.addWidget(self.values_label)
-        body.addWidget(self.time_label)
-        middle = QtWidgets.QHBoxLayout()
-        middle.addLayout(body, 1)
-        middle.addWidget(self.grade_badge)
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(8, 6, 8, 6)
-        layout.setSpacing(2)
-        layout.addLayout(top)
-        layout.addLayout(middle)
-        self._state: ChannelState | None = None
-        self._selected = False
-        self._apply_colours(ChannelState.IDLE)
+        self.state = ChannelState.IDLE
+        self.state_text = ChannelState.IDLE.value.upper()
+        self.cell_text = "no cell"
+        self.step_text = ""
+        self.values_text = ""
+        self.time_text = ""
+        self.grade_text = ""
+        self.alarm_text = ""
+        self.selected = False
+        self._fonts = {
+            "header": self._font(13, bold=True),
+            "cell": self._font(15, bold=True),
+            "small": self._font(11),
+            "values": self._font(13, bold=True, mono=True),
+            "mono": self._font(11, mono=True),
+            "grade": self._font(24, bold=True),
+        }
 
     @staticmethod
-    def _set_font(label: QtWidgets.QLabel, points: int, *, bold: bool = False, mono: bool = False):
-        font = QtGui.QFontDatabase.systemFont(
+    def _font(points: int, *, bold: bool = False, mono: bool = False) -> QtGui.QFont:
+        kind = (
             QtGui.QFontDatabase.SystemFont.FixedFont
             if mono
             else QtGui.QFontDatabase.SystemFont.GeneralFont
         )
+        font = QtGui.QFontDatabase.systemFont(kind)
         font.setPointSize(points)
         font.setBold(bold)
-        label.setFont(font)
-
-    def _apply_colours(self, state: ChannelState) -> None:
-        background, text = STATE_COLOURS[state]
-        border = "#ffeb3b" if self._selected else "#303030"
-        width = 4 if self._selected else 1
-        self.setStyleSheet(
-            f"QFrame#tile {{ background: {background}; border: {width}px solid {border};"
-            f" border-radius: 6px; }} QLabel {{ color: {text}; background: transparent; }}"
-        )
-        self._state = state
+        return font
 
     def set_selected(self, selected: bool) -> None:
-        if selected != self._selected:
-            self._selected = selected
-            self._apply_colours(self._state or ChannelState.IDLE)
+        if selected != self.selected:
+            self.selected = selected
+            self.update()
 
     def show_view(self, view: ChannelView) -> None:
-        if view.state is not self._state:
-            self._apply_colours(view.state)
-        self.state_label.setText(view.state.value.upper())
-        self.cell_label.setText(view.cell_id or "no cell")
         step = view.step_label if view.step_index < 0 else f"{view.step_index}: {view.step_label}"
-        self.step_label.setText(view.alarm if view.alarm else step)
-        self.step_label.setWordWrap(bool(view.alarm))
-        self.values_label.setText(
+        texts = (
+            view.state,
+            view.state.value.upper(),
+            view.cell_id or "no cell",
+            step,
             f"{_fmt(view.voltage_v, 'V', 3)}  {_fmt(view.current_a, 'A', 2)}"
-            f"  {_fmt(view.temperature_c, '°C', 1)}"
+            f"  {_fmt(view.temperature_c, '°C', 1)}",
+            f"{format_duration(view.elapsed_s)} elapsed  {format_duration(view.remaining_s)} left",
+            view.grade.grade if view.grade is not None else "",
+            view.alarm,
         )
-        self.time_label.setText(
-            f"{format_duration(view.elapsed_s)} elapsed  {format_duration(view.remaining_s)} left"
+        current = (
+            self.state,
+            self.state_text,
+            self.cell_text,
+            self.step_text,
+            self.values_text,
+            self.time_text,
+            self.grade_text,
+            self.alarm_text,
         )
-        if view.grade is not None:
-            self.grade_badge.setText(view.grade.grade)
-            self.grade_badge.setStyleSheet(
-                f"color: white; background: {grade_colour(view.grade.grade)};"
-                " border: 2px solid white; border-radius: 6px; padding: 2px 6px;"
-            )
-            self.grade_badge.show()
+        if texts == current:
+            return
+        (
+            self.state,
+            self.state_text,
+            self.cell_text,
+            self.step_text,
+            self.values_text,
+            self.time_text,
+            self.grade_text,
+            self.alarm_text,
+        ) = texts
+        self.setToolTip(self.alarm_text)
+        self.update()
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt override
+        background, text = STATE_COLOURS[self.state]
+        painter = QtGui.QPainter(self)
+        rect = QtCore.QRectF(self.rect()).adjusted(1.5, 1.5, -1.5, -1.5)
+        border = QtGui.QPen(QtGui.QColor("#ffeb3b" if self.selected else "#303030"))
+        border.setWidthF(4.0 if self.selected else 1.0)
+        painter.setPen(border)
+        painter.setBrush(QtGui.QColor(background))
+        painter.drawRoundedRect(rect, 6, 6)
+        painter.setPen(QtGui.QColor(text))
+        inner = rect.adjusted(8, 5, -8, -5)
+        align_left = QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignTop
+        align_right = QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignTop
+        painter.setFont(self._fonts["header"])
+        painter.drawText(inner, align_left, self.channel_id)
+        painter.drawText(inner, align_right, self.state_text)
+        line_h = QtGui.QFontMetricsF(self._fonts["header"]).height()
+        body = inner.adjusted(0, line_h + 2, 0, 0)
+        badge_w = 0.0
+        if self.grade_text:
+            painter.setFont(self._fonts["grade"])
+            metrics = QtGui.QFontMetricsF(self._fonts["grade"])
+            badge_w = max(metrics.horizontalAdvance(self.grade_text) + 14, 46)
+            badge = QtCore.QRectF(body.right() - badge_w, body.top(), badge_w, metrics.height() + 6)
+            painter.setPen(QtGui.QPen(QtGui.QColor("white"), 2))
+            painter.setBrush(QtGui.QColor(grade_colour(self.grade_text)))
+            painter.drawRoundedRect(badge, 6, 6)
+            painter.drawText(badge, QtCore.Qt.AlignmentFlag.AlignCenter, self.grade_text)
+            painter.setPen(QtGui.QColor(text))
+        text_area = body.adjusted(0, 0, -(badge_w + 4 if badge_w else 0), 0)
+        y = text_area.top()
+        lines = [("cell", self.cell_text)]
+        if self.alarm_text:
+            lines.append(("small", self.alarm_text))
         else:
-            self.grade_badge.hide()
-        self.setToolTip(view.alarm)
+            lines += [("small", self.step_text), ("values", self.values_text)]
+            lines.append(("mono", self.time_text))
+        for font_key, line in lines:
+            font = self._fonts[font_key]
+            painter.setFont(font)
+            metrics = QtGui.QFontMetricsF(font)
+            wrap = font_key == "small" and bool(self.alarm_text)
+            height = metrics.height() * (3 if wrap else 1)
+            box = QtCore.QRectF(text_area.left(), y, text_area.width(), height)
+            flags = int(align_left)
+            if wrap:
+                flags |= int(QtCore.Qt.TextFlag.TextWordWrap)
+                box.setRight(body.right())
+                box.setHeight(body.bottom() - y)
+            painter.drawText(
+                box,
+                flags,
+                metrics.elidedText(line, QtCore.Qt.TextElideMode.ElideRight, box.width())
+                if not wrap
+                else line,
+            )
+            y += height + 1
+        painter.end()
 
     def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 - Qt override
         self.clicked.emit(self.channel_id)

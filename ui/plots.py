@@ -99,7 +99,9 @@ def dq_dv(
     v_min, v_max = float(np.nanmin(voltage_v)), float(np.nanmax(voltage_v))
     if v_max - v_min < 2 * bin_v:
         return np.empty(0), np.empty(0)
-    edges = np.arange(v_min, v_max + bin_v, bin_v)
+    # Whole bins only, so the last bin is not a partial one with a biased height.
+    bins = int(np.floor((v_max - v_min) / bin_v + 1e-9))
+    edges = v_min + bin_v * np.arange(bins + 1)
     order = np.argsort(voltage_v, kind="stable")
     q_at_edges = np.interp(edges, voltage_v[order], q_ah[order])
     centres = (edges[:-1] + edges[1:]) / 2
@@ -148,14 +150,14 @@ class LivePlots(QtWidgets.QWidget):
             if row:
                 plot.setXLink(self.plots["voltage"])
             self.plots[key] = plot
-            self.curves[key] = plot.plot(pen=pg.mkPen(colour, width=2))
+            self.curves[key] = plot.plot(pen=pg.mkPen(colour, width=1))
         self.plots["temperature"].setLabel("bottom", "Time", units="s")
         dqdv = self.graphics.addPlot(row=0, col=1, rowspan=3)
         dqdv.setLabel("left", "dQ/dV", units="Ah/V")
         dqdv.setLabel("bottom", "Voltage", units="V")
         dqdv.showGrid(x=True, y=True, alpha=0.3)
         self.plots["dqdv"] = dqdv
-        self.curves["dqdv"] = dqdv.plot(pen=pg.mkPen("#6a1b9a", width=2))
+        self.curves["dqdv"] = dqdv.plot(pen=pg.mkPen("#6a1b9a", width=1))
         self.graphics.ci.layout.setColumnStretchFactor(0, 3)
         self.graphics.ci.layout.setColumnStretchFactor(1, 2)
 

@@ -31,18 +31,18 @@ def test_scan_start_samples_grade_and_reasons(qtbot, window: MainWindow, engine:
 
     qtbot.keyClick(window.intake.field, ENTER)  # empty Enter starts the assigned cells
     tile = window.overview.tiles["CH01"]
-    qtbot.waitUntil(lambda: tile.state_label.text() == "RUNNING", timeout=3000)
+    qtbot.waitUntil(lambda: tile.state_text == "RUNNING", timeout=3000)
     qtbot.waitUntil(lambda: len(window.plots.buffer("CH01")) >= 5, timeout=3000)
     qtbot.waitUntil(lambda: window.plots.curves["voltage"].getData()[0] is not None, timeout=3000)
     x, y = window.plots.curves["voltage"].getData()
     # The fake cell's voltage is v0 + dv * seq exactly; the plot shows the same points.
     assert y[0] == engine.v0_v
     assert abs(y[-1] - (engine.v0_v + engine.dv_per_sample_v * (len(y) - 1))) < 1e-12
-    assert "V" in tile.values_label.text()
+    assert "V" in tile.values_text
 
-    qtbot.waitUntil(lambda: tile.state_label.text() == "DONE", timeout=5000)
-    qtbot.waitUntil(lambda: tile.grade_badge.isVisible(), timeout=3000)
-    assert tile.grade_badge.text() == "A"
+    qtbot.waitUntil(lambda: tile.state_text == "DONE", timeout=5000)
+    qtbot.waitUntil(lambda: tile.grade_text != "", timeout=3000)
+    assert tile.grade_text == "A"
     # capacity = 1 A x 39 s / 3600 = 0.01083 Ah against a 0.005 Ah minimum (exact arithmetic).
     assert window.detail.grade_label.text() == "A"
     reason = window.detail.reasons.item(0).text()
@@ -61,12 +61,12 @@ def test_limit_trip_shows_reason_on_tile_and_banner(qtbot, settings) -> None:
     scan(qtbot, window, "CELL-HOT")
     window.controller.start_assigned()
     tile = window.overview.tiles["CH01"]
-    qtbot.waitUntil(lambda: tile.state_label.text() == "TRIPPED", timeout=5000)
+    qtbot.waitUntil(lambda: tile.state_text == "TRIPPED", timeout=5000)
     assert window.banner.isVisible()
     # 25 + 0.5 k reaches 45 at k = 40.
     expected = "CH01: limit 'temperature_max' tripped at 45 °C (limit 45 °C); output turned off"
     assert window.banner.messages == [expected]
-    assert tile.step_label.text() == expected
+    assert tile.alarm_text == expected
     assert "CH01" not in engine.outputs_on
     window.close()
     engine.shutdown(5)
@@ -80,14 +80,14 @@ def test_stop_all_button_and_shortcut_stop_every_channel(qtbot, settings) -> Non
         scan(qtbot, window, f"CELL-{n:04d}")
     window.controller.start_assigned()
     tiles = [window.overview.tiles[f"CH{n:02d}"] for n in range(1, 4)]
-    qtbot.waitUntil(lambda: all(t.state_label.text() == "RUNNING" for t in tiles), timeout=3000)
+    qtbot.waitUntil(lambda: all(t.state_text == "RUNNING" for t in tiles), timeout=3000)
     assert engine.outputs_on == {"CH01", "CH02", "CH03"}
 
     with qtbot.waitSignal(window.controller.stop_all_finished, timeout=5000) as blocker:
         qtbot.mouseClick(window.stop_button, QtCore.Qt.MouseButton.LeftButton)
     assert blocker.args == [True, "All channels stopped, outputs off"]
     assert engine.outputs_on == set()
-    qtbot.waitUntil(lambda: all(t.state_label.text() == "STOPPED" for t in tiles), timeout=3000)
+    qtbot.waitUntil(lambda: all(t.state_text == "STOPPED" for t in tiles), timeout=3000)
     stop_thread = [name for call, name in engine.calls if call == "stop_all"]
     assert stop_thread and stop_thread[0].startswith("gui-stop")
 
@@ -104,11 +104,11 @@ def test_pause_and_resume_selected_channel(qtbot, window: MainWindow, engine: Fa
     scan(qtbot, window, "CELL-0002")
     window.controller.start_assigned()
     tile = window.overview.tiles["CH01"]
-    qtbot.waitUntil(lambda: tile.state_label.text() == "RUNNING", timeout=3000)
+    qtbot.waitUntil(lambda: tile.state_text == "RUNNING", timeout=3000)
     window.pause_action.trigger()
-    qtbot.waitUntil(lambda: tile.state_label.text() == "PAUSED", timeout=3000)
+    qtbot.waitUntil(lambda: tile.state_text == "PAUSED", timeout=3000)
     window.resume_action.trigger()
-    qtbot.waitUntil(lambda: tile.state_label.text() == "RUNNING", timeout=3000)
+    qtbot.waitUntil(lambda: tile.state_text == "RUNNING", timeout=3000)
 
 
 def test_closing_with_active_runs_asks_and_stops_workers(qtbot, settings) -> None:
@@ -143,7 +143,7 @@ def test_full_history_loads_off_the_gui_thread(qtbot, window: MainWindow, engine
     scan(qtbot, window, "CELL-0004")
     window.controller.start_assigned()
     tile = window.overview.tiles["CH01"]
-    qtbot.waitUntil(lambda: tile.state_label.text() == "DONE", timeout=5000)
+    qtbot.waitUntil(lambda: tile.state_text == "DONE", timeout=5000)
     with qtbot.waitSignal(window.controller.history_ready, timeout=3000) as blocker:
         window.plots.history_button.click()
     channel_id, samples = blocker.args
