@@ -14,7 +14,7 @@ import station
 from ui.controller import StationController
 from ui.detail import CellDetail
 from ui.engine_api import GradeView, InstrumentInfo, RecipeInfo
-from ui.intake import IntakePanel, LotFileError, parse_lot_file
+from ui.intake import IntakePanel
 from ui.overview import OverviewWidget
 from ui.plots import LivePlots
 from ui.safety import AlarmBanner, StopAllButton
@@ -162,7 +162,7 @@ class MainWindow(QtWidgets.QMainWindow):
         c.stop_all_finished.connect(self._on_stop_all_finished)
         self.intake.scanned.connect(c.intake)
         self.intake.start_requested.connect(c.start_assigned)
-        self.intake.lot_import_requested.connect(self.import_lot)
+        self.intake.lot_import_requested.connect(c.import_lot)
         self.overview.channel_selected.connect(self.select_channel)
 
         self._restore_settings()
@@ -220,21 +220,6 @@ class MainWindow(QtWidgets.QMainWindow):
     def _load_history(self) -> None:
         if (channel_id := self._selected()) is not None:
             self.controller.load_history(channel_id)
-
-    def import_lot(self, path: str) -> None:
-        """Parse a lot file in a worker; show the count or the row that is wrong."""
-
-        def done(entries: list) -> None:
-            self.intake.show_result(f"Lot imported: {len(entries)} cells from {path}", ok=True)
-            self.lot = entries
-
-        def failed(exc: BaseException) -> None:
-            message = str(exc) if isinstance(exc, LotFileError | OSError) else repr(exc)
-            self.intake.show_result(f"Lot not imported: {message}", ok=False)
-
-        self.controller.workers.submit(
-            parse_lot_file, QtCore.QDir.toNativeSeparators(path), on_done=done, on_error=failed
-        )
 
     def _restore_settings(self) -> None:
         geometry = self.settings.value("window/geometry")

@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6 import QtCore
 
+from station.cells import Cell, CellDataError, read_lot_file
 from station.events import Event, RunEnded, RunOutcome, RunStarted, Sample
 from ui.bridge import EventBridge
 from ui.engine_api import EngineLike, GateResult, GradeProvider, GradeView, HistoryLoader, Screener
@@ -48,6 +49,7 @@ class StationController(QtCore.QObject):
         grade_provider: GradeProvider | None = None,
         history_loader: HistoryLoader | None = None,
         screener: Screener | None = None,
+        store_cells: Callable[[list[Cell]], object] | None = None,
         parent: QtCore.QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -56,6 +58,9 @@ class StationController(QtCore.QObject):
         self.grade_provider = grade_provider
         self.history_loader = history_loader
         self.screener = screener
+        self.store_cells = store_cells
+        self.lot: dict[str, Cell] = {}
+        """Cells of the imported lot(s) by ID; a scan of one of them shows its lot and rating."""
         self.state = BenchState(channel_ids)
         self.bridge = EventBridge(self)
         self.workers = Workers(parent=self)
@@ -132,6 +137,7 @@ class StationController(QtCore.QObject):
         self.workers.submit(
             self.history_loader,
             run_id,
+            channel_id,
             on_done=lambda samples: self.history_ready.emit(channel_id, list(samples)),
             on_error=lambda exc: self.status.emit(f"Loading history failed: {exc}"),
         )
@@ -161,6 +167,32 @@ class StationController(QtCore.QObject):
             on_error=lambda exc: self.intake_result.emit(f"{cell_id}: screen failed: {exc}", False),
         )
 
+    def import_lot(self, path: str) -> None:
+        """Read (and store, when storage is attached) a lot file in a worker; all or nothing."""
+
+        def load() -> list[Cell]:
+            cells = read_lot_file(path)
+            if self.store_cells is not None:
+                self.store_cells(cells)
+            return cells
+
+        def done(cells: list[Cell]) -> None:
+            self.lot.update((cell.cell_id, cell) for cell in cells)
+            self.intake_result.emit(f"Lot imported: {len(cells)} cells from {path}", True)
+
+        def failed(exc: BaseException) -> None:
+            known = isinstance(exc, CellDataError | OSError | ValueError)
+            self.intake_result.emit(f"Lot not imported: {exc if known else repr(exc)}", False)
+
+        self.workers.submit(load, on_done=done, on_error=failed)
+
+    def describe_cell(self, cell_id: str) -> str:
+        cell = self.lot.get(cell_id)
+        if cell is None:
+            return "not in an imported lot"
+        rating = f"{cell.rated_capacity_ah:g} Ah" if cell.rated_capacity_ah else "no rating"
+        return f"lot {cell.lot or '?'}, {cell.chemistry or '?'} {rating}"
+
     def _place(self, cell_id: str, gate: GateResult) -> None:
         if not gate.passed:
             self.quarantine.append(cell_id)
@@ -175,7 +207,9 @@ class StationController(QtCore.QObject):
         view = self.state.channel(channel_id)
         view.cell_id = cell_id
         self._dirty.add(channel_id)
-        self.intake_result.emit(f"{cell_id}: {gate.summary} -> {channel_id}", True)
+        self.intake_result.emit(
+            f"{cell_id} ({self.describe_cell(cell_id)}): {gate.summary} -> {channel_id}", True
+        )
 
     def start_assigned(self) -> None:
         if not self.assigned:

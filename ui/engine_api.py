@@ -77,8 +77,8 @@ class GradeView:
 GradeProvider = Callable[[str], GradeView | None]
 """Given a finished run's id, compute or load its grade (blocking; called off the GUI thread)."""
 
-HistoryLoader = Callable[[str], Sequence[Sample]]
-"""Given a run id, read all its stored samples (blocking storage query; off the GUI thread)."""
+HistoryLoader = Callable[[str, str], Sequence[Sample]]
+"""Given (run id, channel id), read all the run's stored samples (blocking; off the GUI thread)."""
 
 
 @dataclass(frozen=True)

@@ -1,31 +1,18 @@
-"""Cell intake: the barcode field (a keyboard-wedge scanner types the ID + Enter) and lot import."""
+"""Cell intake: the barcode field (a keyboard-wedge scanner types the ID + Enter) and lot import.
+
+Lot files are parsed by :func:`station.cells.read_lot_file` (all or nothing, errors name row and
+column); this module only owns the scanner field and its checks.
+"""
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 DEFAULT_ID_PATTERN = r"[A-Z0-9][A-Z0-9._-]{3,39}"
 """Cell IDs: 4-40 upper-case letters, digits, dot, dash, underscore (Code 128 / DataMatrix safe)."""
-
-MAX_LOT_ROWS = 100_000
-MAX_LOT_BYTES = 20_000_000
-
-
-class LotFileError(ValueError):
-    """A lot file that cannot be imported; the message names the row and column."""
-
-
-@dataclass(frozen=True)
-class LotEntry:
-    cell_id: str
-    row: int
-    fields: dict[str, str]
 
 
 def check_cell_id(text: str, pattern: str = DEFAULT_ID_PATTERN) -> str | None:
@@ -35,51 +22,6 @@ def check_cell_id(text: str, pattern: str = DEFAULT_ID_PATTERN) -> str | None:
     if re.fullmatch(pattern, text) is None:
         return f"'{text}' is not a valid cell ID (expected {pattern})"
     return None
-
-
-def parse_lot_file(path: Path, pattern: str = DEFAULT_ID_PATTERN) -> list[LotEntry]:
-    """Read a lot (CSV with a ``cell_id`` column) completely, or raise naming row and column.
-
-    Nothing is returned unless every row is valid, so an import is never half-done.
-    """
-    size = path.stat().st_size
-    if size > MAX_LOT_BYTES:
-        raise LotFileError(f"{path.name}: {size} bytes is larger than {MAX_LOT_BYTES}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LotFileError(
-            f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from exc
-    reader = csv.DictReader(text.splitlines())
-    header = [name.strip() for name in (reader.fieldnames or [])]
-    if "cell_id" not in header:
-        raise LotFileError(f"{path.name}: no 'cell_id' column in header {header}")
-    if len(set(header)) != len(header):
-        raise LotFileError(f"{path.name}: duplicate column names in header {header}")
-    reader.fieldnames = header
-    entries: list[LotEntry] = []
-    seen: dict[str, int] = {}
-    for row_number, row in enumerate(reader, start=2):
-        if len(entries) >= MAX_LOT_ROWS:
-            raise LotFileError(f"{path.name}: more than {MAX_LOT_ROWS} rows")
-        if None in row:
-            raise LotFileError(f"{path.name} row {row_number}: more fields than header columns")
-        cell_id = (row.get("cell_id") or "").strip()
-        problem = check_cell_id(cell_id, pattern)
-        if problem is not None:
-            raise LotFileError(f"{path.name} row {row_number}, column cell_id: {problem}")
-        if cell_id in seen:
-            raise LotFileError(
-                f"{path.name} row {row_number}, column cell_id: '{cell_id}' already on row"
-                f" {seen[cell_id]}"
-            )
-        seen[cell_id] = row_number
-        fields = {key: (value or "").strip() for key, value in row.items() if key != "cell_id"}
-        entries.append(LotEntry(cell_id, row_number, fields))
-    if not entries:
-        raise LotFileError(f"{path.name}: no cells in file")
-    return entries
 
 
 class IntakePanel(QtWidgets.QWidget):

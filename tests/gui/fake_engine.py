@@ -208,6 +208,6 @@ class FakeEngine:
             figures=(("capacity", capacity_ah, "Ah"), ("samples", float(len(run.samples)), "")),
         )
 
-    def history(self, run_id: str) -> list[Sample]:
+    def history(self, run_id: str, channel_id: str) -> list[Sample]:
         run = next(r for r in self.runs.values() if r.run_id == run_id)
         return list(run.samples)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from PySide6 import QtCore
 
-from ui.intake import IntakePanel, LotFileError, check_cell_id, parse_lot_file
+from ui.intake import IntakePanel, check_cell_id
 
 
 @pytest.mark.parametrize(
@@ -49,41 +47,3 @@ def test_scanner_enter_emits_valid_ids_and_rejects_bad_ones(qtbot) -> None:
     qtbot.keyClicks(panel.field, "half")
     qtbot.keyClick(panel.field, QtCore.Qt.Key.Key_Escape)
     assert panel.field.text() == "" and panel.result.text() == "Ready to scan"
-
-
-def write(tmp_path: Path, text: str, name: str = "lot.csv") -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def test_lot_file_parses_all_rows(tmp_path: Path) -> None:
-    path = write(tmp_path, "\ufeffcell_id,chemistry\nCELL-0001,NMC\nCELL-0002 , LFP\n")
-    entries = parse_lot_file(path)
-    assert [(e.cell_id, e.row, e.fields) for e in entries] == [
-        ("CELL-0001", 2, {"chemistry": "NMC"}),
-        ("CELL-0002", 3, {"chemistry": "LFP"}),
-    ]
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("id,chemistry\nCELL-0001,NMC\n", "no 'cell_id' column"),
-        ("cell_id,cell_id\nCELL-0001,x\n", "duplicate column names"),
-        ("cell_id\nCELL-0001\nbad id\n", "row 3, column cell_id: 'bad id' is not a valid"),
-        ("cell_id\nCELL-0001\nCELL-0001\n", "row 3, column cell_id: 'CELL-0001' already on row 2"),
-        ("cell_id,a\nCELL-0001,x,y\n", "row 2: more fields than header columns"),
-        ("cell_id\n", "no cells in file"),
-    ],
-)
-def test_lot_file_errors_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
-    with pytest.raises(LotFileError, match=message):
-        parse_lot_file(write(tmp_path, text))
-
-
-def test_lot_file_that_is_not_text(tmp_path: Path) -> None:
-    path = tmp_path / "lot.csv"
-    path.write_bytes(b"cell_id\n\xff\xfe\x00CELL")
-    with pytest.raises(LotFileError, match="not UTF-8 text"):
-        parse_lot_file(path)

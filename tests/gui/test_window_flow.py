@@ -174,3 +174,42 @@ def test_selected_channel_state_is_reflected_in_detail(qtbot, window: MainWindow
     assert window.plots.channel_id == "CH02"
     assert window.controller.state.channel("CH02").state is ChannelState.IDLE
     assert window.detail.state_label.text() == "IDLE"
+
+
+LOT_HEADER = (
+    "cell_id,lot,chemistry,format,rated_capacity_ah,voltage_min_v,voltage_max_v,"
+    "max_charge_current_a,max_discharge_current_a\n"
+)
+
+
+def test_lot_import_then_scan_shows_the_cell_from_the_lot(qtbot, window: MainWindow, tmp_path):
+    path = tmp_path / "lot.csv"
+    path.write_text(
+        LOT_HEADER
+        + "CELL-0100,LOT-7,NMC,cylindrical,3.0,2.5,4.2,3,6\n"
+        + "CELL-0101,LOT-7,NMC,cylindrical,3.0,2.5,4.2,3,6\n",
+        encoding="utf-8",
+    )
+    with qtbot.waitSignal(window.controller.intake_result, timeout=3000):
+        window.intake.lot_import_requested.emit(str(path))
+    assert window.intake.result.text() == f"Lot imported: 2 cells from {path}"
+    scan(qtbot, window, "CELL-0101")
+    assert window.intake.result.text() == (
+        "CELL-0101 (lot LOT-7, NMC 3 Ah): no intake screen configured -> CH01"
+    )
+
+
+def test_bad_lot_file_names_row_and_column_and_imports_nothing(qtbot, window, tmp_path):
+    path = tmp_path / "lot.csv"
+    path.write_text(
+        LOT_HEADER
+        + "CELL-0100,LOT-7,NMC,cylindrical,3.0,2.5,4.2,3,6\n"
+        + "CELL-0101,LOT-7,NMC,cylindrical,-3.0,2.5,4.2,3,6\n",
+        encoding="utf-8",
+    )
+    with qtbot.waitSignal(window.controller.intake_result, timeout=3000):
+        window.intake.lot_import_requested.emit(str(path))
+    text = window.intake.result.text()
+    assert text.startswith("Lot not imported: ") and "row 2" in text
+    assert "rated_capacity_ah" in text
+    assert window.controller.lot == {}
