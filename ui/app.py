@@ -119,6 +119,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
         self._splitters = (self.splitter, cell_split)
+        self._splitters_restored = False
 
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
@@ -228,10 +229,19 @@ class MainWindow(QtWidgets.QMainWindow):
         state = self.settings.value("window/state")
         if isinstance(state, QtCore.QByteArray):
             self.restoreState(state)
+
+    def _restore_splitters(self) -> None:
         for splitter in self._splitters:
             saved = self.settings.value(f"window/{splitter.objectName()}")
             if isinstance(saved, QtCore.QByteArray):
                 splitter.restoreState(saved)
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not self._splitters_restored:
+            # Splitter sizes only mean something once the window has its real size.
+            self._splitters_restored = True
+            self._restore_splitters()
 
     def save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())

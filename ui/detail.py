@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from ui.engine_api import GradeView
 from ui.state import ChannelView, grade_colour
@@ -25,6 +25,8 @@ class CellDetail(QtWidgets.QWidget):
             font.setPointSize(size)
             font.setBold(True)
             label.setFont(font)
+        for label in (self.cell_label, self.state_label):
+            label.setWordWrap(True)
         self.grade_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.grade_label.setMinimumSize(120, 90)
 
@@ -55,7 +57,7 @@ class CellDetail(QtWidgets.QWidget):
         right.addWidget(QtWidgets.QLabel("Why this grade"))
         right.addWidget(self.reasons)
         lists.addLayout(left, 1)
-        lists.addLayout(right, 2)
+        lists.addLayout(right, 1)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(head)
@@ -72,17 +74,20 @@ class CellDetail(QtWidgets.QWidget):
         if lines != self._log_lines:
             self._log_lines = lines
             self.log.setPlainText("\n".join(lines))
+            self.log.moveCursor(QtGui.QTextCursor.MoveOperation.End)
         self.show_grade(view.grade)
 
     def show_grade(self, grade: GradeView | None) -> None:
         if grade is None:
-            self.grade_label.setText("–")
+            self.grade_label.setText("")
             self.grade_label.setStyleSheet("")
+            self.grade_label.hide()
             self.bin_label.setText("not graded yet")
             self.figures.setRowCount(0)
             self.reasons.clear()
             return
         self.grade_label.setText(grade.grade)
+        self.grade_label.show()
         self.grade_label.setStyleSheet(
             f"color: white; background: {grade_colour(grade.grade)}; border-radius: 8px;"
         )

@@ -13,6 +13,19 @@ def _fmt(value: float | None, unit: str, digits: int) -> str:
     return "–" if value is None else f"{value:.{digits}f} {unit}"
 
 
+def _times(view: ChannelView) -> str:
+    if view.elapsed_s is None:
+        return ""
+    text = format_duration(view.elapsed_s)
+    if view.remaining_s is None:
+        return f"{text} elapsed"
+    return f"{text}  ({format_duration(view.remaining_s)} left)"
+
+
+TILE_MIN_W = 200
+TILE_MIN_H = 150
+
+
 class ChannelTile(QtWidgets.QWidget):
     """One channel: ID and state, cell ID, step, V/I/T, elapsed/remaining, grade badge.
 
@@ -27,7 +40,7 @@ class ChannelTile(QtWidgets.QWidget):
         super().__init__(parent)
         self.channel_id = channel_id
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
-        self.setMinimumSize(210, 130)
+        self.setMinimumSize(TILE_MIN_W, TILE_MIN_H)
         self.setSizePolicy(
             QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding
         )
@@ -44,6 +57,7 @@ class ChannelTile(QtWidgets.QWidget):
             "header": self._font(13, bold=True),
             "cell": self._font(15, bold=True),
             "small": self._font(11),
+            "volts": self._font(18, bold=True, mono=True),
             "values": self._font(13, bold=True, mono=True),
             "mono": self._font(11, mono=True),
             "grade": self._font(24, bold=True),
@@ -73,11 +87,11 @@ class ChannelTile(QtWidgets.QWidget):
             view.state.value.upper(),
             view.cell_id or "no cell",
             step,
-            f"{_fmt(view.voltage_v, 'V', 3)}  {_fmt(view.current_a, 'A', 2)}"
-            f"  {_fmt(view.temperature_c, '°C', 1)}",
-            f"{format_duration(view.elapsed_s)} elapsed  {format_duration(view.remaining_s)} left",
+            f"{_fmt(view.voltage_v, 'V', 3)}\n{_fmt(view.current_a, 'A', 2)}"
+            f"   {_fmt(view.temperature_c, '°C', 1)}",
+            _times(view),
             view.grade.grade if view.grade is not None else "",
-            view.alarm,
+            view.alarm.removeprefix(f"{view.channel_id}: "),
         )
         current = (
             self.state,
@@ -139,7 +153,8 @@ class ChannelTile(QtWidgets.QWidget):
         if self.alarm_text:
             lines.append(("small", self.alarm_text))
         else:
-            lines += [("small", self.step_text), ("values", self.values_text)]
+            volts, _, rest = self.values_text.partition("\n")
+            lines += [("small", self.step_text), ("volts", volts), ("values", rest)]
             lines.append(("mono", self.time_text))
         for font_key, line in lines:
             font = self._fonts[font_key]
@@ -174,11 +189,17 @@ class ChannelTile(QtWidgets.QWidget):
         super().keyPressEvent(event)
 
 
-def columns_for(count: int) -> int:
-    """Grid columns for ``count`` tiles: close to a 16:10 screen, at most 8 wide."""
-    if count <= 4:
-        return max(count, 1)
-    return min(8, math.ceil(math.sqrt(count * 1.6)))
+def columns_for(count: int, width_px: int, height_px: int) -> int:
+    """Grid columns for ``count`` tiles in a ``width_px`` x ``height_px`` area.
+
+    As many columns as fit at the tile's minimum width, but no more than needed to keep the
+    tiles about as wide as tall (a near-square grid of 16 on a wide area), never fewer than one.
+    """
+    if count <= 1:
+        return 1
+    fit = max(1, width_px // (TILE_MIN_W + 6))
+    shape = math.ceil(math.sqrt(count * max(width_px, 1) / max(height_px, 1) * 0.8))
+    return max(1, min(count, fit, max(shape, 1)))
 
 
 class OverviewWidget(QtWidgets.QScrollArea):
@@ -202,12 +223,27 @@ class OverviewWidget(QtWidgets.QScrollArea):
             self._grid.removeWidget(tile)
             tile.deleteLater()
         self.tiles = {}
-        cols = columns_for(len(channel_ids))
-        for index, channel_id in enumerate(channel_ids):
+        for channel_id in channel_ids:
             tile = ChannelTile(channel_id)
             tile.clicked.connect(self.select)
-            self._grid.addWidget(tile, index // cols, index % cols)
             self.tiles[channel_id] = tile
+        self._columns = 0
+        self._arrange()
+
+    def _arrange(self) -> None:
+        size = self.viewport().size()
+        cols = columns_for(len(self.tiles), size.width(), size.height())
+        if cols == self._columns:
+            return
+        self._columns = cols
+        for tile in self.tiles.values():
+            self._grid.removeWidget(tile)
+        for index, tile in enumerate(self.tiles.values()):
+            self._grid.addWidget(tile, index // cols, index % cols)
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._arrange()
 
     def select(self, channel_id: str) -> None:
         if channel_id not in self.tiles:

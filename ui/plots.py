@@ -143,7 +143,7 @@ class LivePlots(QtWidgets.QWidget):
         ]
         for row, (key, name, unit, colour) in enumerate(specs):
             plot = self.graphics.addPlot(row=row, col=0)
-            plot.setLabel("left", name, units=unit)
+            plot.setLabel("left", f"{name} ({unit})")
             plot.showGrid(x=True, y=True, alpha=0.3)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
@@ -151,10 +151,10 @@ class LivePlots(QtWidgets.QWidget):
                 plot.setXLink(self.plots["voltage"])
             self.plots[key] = plot
             self.curves[key] = plot.plot(pen=pg.mkPen(colour, width=1))
-        self.plots["temperature"].setLabel("bottom", "Time", units="s")
+        self.plots["temperature"].setLabel("bottom", "Time since start (min)")
         dqdv = self.graphics.addPlot(row=0, col=1, rowspan=3)
-        dqdv.setLabel("left", "dQ/dV", units="Ah/V")
-        dqdv.setLabel("bottom", "Voltage", units="V")
+        dqdv.setLabel("left", "dQ/dV (Ah/V)")
+        dqdv.setLabel("bottom", "Voltage (V)")
         dqdv.showGrid(x=True, y=True, alpha=0.3)
         self.plots["dqdv"] = dqdv
         self.curves["dqdv"] = dqdv.plot(pen=pg.mkPen("#6a1b9a", width=1))
@@ -216,7 +216,7 @@ class LivePlots(QtWidgets.QWidget):
             for curve in self.curves.values():
                 curve.setData([], [])
             return
-        t = cols[:, 1] - cols[0, 1]
+        t = (cols[:, 1] - cols[0, 1]) / 60.0
         self.curves["voltage"].setData(t, cols[:, 2])
         self.curves["current"].setData(t, cols[:, 3])
         finite = np.isfinite(cols[:, 4])

@@ -38,12 +38,12 @@ class ChannelState(enum.Enum):
 
 
 STATE_COLOURS: dict[ChannelState, tuple[str, str]] = {
-    # (background, text): chosen to stay distinct for red-green colour-blind technicians, with the
-    # state also written on the tile in words.
+    # (background, text): the state is also written on the tile in words, so colour-blind
+    # technicians lose nothing; "done" is a neutral slate so the grade badge carries the colour.
     ChannelState.IDLE: ("#e6e6e6", "#202020"),
     ChannelState.RUNNING: ("#1f6fb2", "#ffffff"),
     ChannelState.PAUSED: ("#e0b000", "#202020"),
-    ChannelState.DONE: ("#2e7d32", "#ffffff"),
+    ChannelState.DONE: ("#37474f", "#ffffff"),
     ChannelState.STOPPED: ("#757575", "#ffffff"),
     ChannelState.TRIPPED: ("#c62828", "#ffffff"),
     ChannelState.FAULT: ("#6a1b9a", "#ffffff"),

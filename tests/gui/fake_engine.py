@@ -32,6 +32,7 @@ class FakeRun:
     channel_id: str
     cell_id: str
     stop: threading.Event = field(default_factory=threading.Event)
+    finish: threading.Event = field(default_factory=threading.Event)
     running: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     samples: list[Sample] = field(default_factory=list)
@@ -51,6 +52,8 @@ class FakeEngine:
         dt_per_sample_c: float = 0.5,
         temperature_limit_c: float = 45.0,
         trip_cells: tuple[str, ...] = (),
+        capacity_min_ah: float = 0.005,
+        sample_fn: Callable[[str, int], tuple[float, float, float]] | None = None,
     ) -> None:
         self.samples_per_run = samples_per_run
         self.period_s = period_s
@@ -62,6 +65,9 @@ class FakeEngine:
         self.dt_per_sample_c = dt_per_sample_c
         self.temperature_limit_c = temperature_limit_c
         self.trip_cells = trip_cells
+        self.sample_fn = sample_fn
+        self.capacity_min_ah = capacity_min_ah
+        """Optional (cell_id, k) -> (V, A, °C) replacing the straight line (screenshots)."""
         self.runs: dict[str, FakeRun] = {}
         self.outputs_on: set[str] = set()
         self.calls: list[tuple[str, str]] = []
@@ -112,21 +118,19 @@ class FakeEngine:
         t_s = 0.0
         for k in range(self.samples_per_run):
             run.running.wait()
+            if run.finish.is_set():
+                break
             if run.stop.is_set():
-                outcome, reason = RunOutcome.ABORTED, "stop all"
+                outcome, reason = RunOutcome.ABORTED, "stopped by operator"
                 break
             t_s = k * self.dt_s
-            temperature_c = self.t0_c + self.dt_per_sample_c * k
-            sample = Sample(
-                rid,
-                ch,
-                k,
-                t_s,
-                0,
-                self.v0_v + self.dv_per_sample_v * k,
-                self.current_a,
-                temperature_c,
-            )
+            if self.sample_fn is not None:
+                voltage_v, current_a, temperature_c = self.sample_fn(run.cell_id, k)
+            else:
+                voltage_v = self.v0_v + self.dv_per_sample_v * k
+                current_a = self.current_a
+                temperature_c = self.t0_c + self.dt_per_sample_c * k
+            sample = Sample(rid, ch, k, t_s, 0, voltage_v, current_a, temperature_c)
             run.samples.append(sample)
             self._emit(sample)
             if run.cell_id in self.trip_cells and temperature_c >= self.temperature_limit_c:
@@ -148,6 +152,14 @@ class FakeEngine:
         self._emit(StepEnded(rid, ch, 0, "charge_cc", reason, t_s))
         self.outputs_on.discard(ch)
         self._emit(RunEnded(rid, ch, outcome, reason, t_s))
+
+    def finish(self, channel_id: str) -> None:
+        """End a run early as completed (as if its recipe had finished)."""
+        run = self.runs[channel_id]
+        run.finish.set()
+        run.stop.set()
+        if run.thread is not None:
+            run.thread.join(timeout=5)
 
     def pause(self, channel_id: str) -> None:
         self._record("pause")
@@ -183,29 +195,48 @@ class FakeEngine:
         return [r.channel_id for r in self.runs.values() if r.thread and r.thread.is_alive()]
 
     def grade(self, run_id: str) -> GradeView:
-        """The double's grading: capacity = current x duration (the straight-line cell)."""
+        """The double's grading: capacity = integral of current (trapezoids) over the run."""
         run = next(r for r in self.runs.values() if r.run_id == run_id)
-        duration_s = run.samples[-1].t_s - run.samples[0].t_s
-        capacity_ah = self.current_a * duration_s / 3600.0
-        threshold_ah = 0.005
+        capacity_ah = 0.0
+        for before, after in zip(run.samples, run.samples[1:], strict=False):
+            capacity_ah += (after.t_s - before.t_s) * (before.current_a + after.current_a) / 2
+        capacity_ah = abs(capacity_ah) / 3600.0
+        threshold_ah = self.capacity_min_ah
         time.sleep(0.01)  # grading takes a moment; the GUI must not wait for it
-        passed = capacity_ah >= threshold_ah
+        temperatures = [s.temperature_c for s in run.samples if s.temperature_c is not None]
+        t_max_c = max(temperatures)
+        mean_v = sum(s.voltage_v for s in run.samples) / len(run.samples)
+        reasons = (
+            Reason(
+                "capacity_min",
+                capacity_ah,
+                threshold_ah,
+                "Ah",
+                capacity_ah - threshold_ah,
+                capacity_ah >= threshold_ah,
+            ),
+            Reason(
+                "temperature_max",
+                t_max_c,
+                self.temperature_limit_c,
+                "°C",
+                self.temperature_limit_c - t_max_c,
+                t_max_c <= self.temperature_limit_c,
+            ),
+        )
+        passed = all(reason.passed for reason in reasons)
         return GradeView(
             cell_id=run.cell_id,
             run_id=run_id,
             grade="A" if passed else "REJECT",
             bin="A1" if passed else "Q",
-            reasons=(
-                Reason(
-                    "capacity_min",
-                    capacity_ah,
-                    threshold_ah,
-                    "Ah",
-                    capacity_ah - threshold_ah,
-                    passed,
-                ),
+            reasons=reasons,
+            figures=(
+                ("capacity", capacity_ah, "Ah"),
+                ("max temperature", t_max_c, "°C"),
+                ("mean voltage", mean_v, "V"),
+                ("samples", float(len(run.samples)), ""),
             ),
-            figures=(("capacity", capacity_ah, "Ah"), ("samples", float(len(run.samples)), "")),
         )
 
     def history(self, run_id: str, channel_id: str) -> list[Sample]:

@@ -68,7 +68,7 @@ def test_redraw_happens_on_timer_and_shows_selected_channel(qtbot) -> None:
     assert plots.redraws == redraws, "adding samples does not redraw by itself"
     qtbot.waitUntil(lambda: plots.redraws == redraws + 1, timeout=1000)
     x, y = plots.curves["voltage"].getData()
-    assert len(x) == 100 and x[0] == 0.0 and x[-1] == 49.5
+    assert len(x) == 100 and x[0] == 0.0 and x[-1] == 49.5 / 60  # minutes
     for key in ("voltage", "current", "temperature"):
         item = plots.plots[key]
         assert item.clipToViewMode()

@@ -66,7 +66,7 @@ def test_limit_trip_shows_reason_on_tile_and_banner(qtbot, settings) -> None:
     # 25 + 0.5 k reaches 45 at k = 40.
     expected = "CH01: limit 'temperature_max' tripped at 45 °C (limit 45 °C); output turned off"
     assert window.banner.messages == [expected]
-    assert tile.alarm_text == expected
+    assert tile.alarm_text == expected.removeprefix("CH01: ")
     assert "CH01" not in engine.outputs_on
     window.close()
     engine.shutdown(5)
