@@ -165,6 +165,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.intake.start_requested.connect(c.start_assigned)
         self.intake.lot_import_requested.connect(c.import_lot)
         self.overview.channel_selected.connect(self.select_channel)
+        self.instruments_view.test_requested.connect(c.test_instrument)
+        c.instrument_result.connect(
+            lambda name, text: self.instruments_view.status.setText(f"{name}: {text}")
+        )
 
         self._restore_settings()
         if bench_name:

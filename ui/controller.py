@@ -39,6 +39,7 @@ class StationController(QtCore.QObject):
     status = QtCore.Signal(str)
     intake_result = QtCore.Signal(str, bool)
     stop_all_finished = QtCore.Signal(bool, str)
+    instrument_result = QtCore.Signal(str, str)
 
     def __init__(
         self,
@@ -50,6 +51,8 @@ class StationController(QtCore.QObject):
         history_loader: HistoryLoader | None = None,
         screener: Screener | None = None,
         store_cells: Callable[[list[Cell]], object] | None = None,
+        estimate_s: Callable[[str, str], float | None] | None = None,
+        instrument_test: Callable[[str], str] | None = None,
         parent: QtCore.QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -59,6 +62,10 @@ class StationController(QtCore.QObject):
         self.history_loader = history_loader
         self.screener = screener
         self.store_cells = store_cells
+        self.estimate_s = estimate_s
+        """(cell_id, recipe_name) -> estimated run time in seconds (blocking; in a worker)."""
+        self.instrument_test = instrument_test
+        """instrument name -> result in words (opens, identifies, reads; blocking; in a worker)."""
         self.lot: dict[str, Cell] = {}
         """Cells of the imported lot(s) by ID; a scan of one of them shows its lot and rating."""
         self.state = BenchState(channel_ids)
@@ -97,6 +104,7 @@ class StationController(QtCore.QObject):
             if isinstance(event, RunStarted):
                 self.assigned.pop(event.channel_id, None)
                 self.run_started.emit(event.channel_id)
+                self._request_estimate(event)
             elif isinstance(event, RunEnded) and event.outcome is RunOutcome.COMPLETED:
                 self.request_grade(event.run_id)
         for channel_id, channel_samples in samples.items():
@@ -126,6 +134,35 @@ class StationController(QtCore.QObject):
         if view is not None:
             self._dirty.add(view.channel_id)
         self.grade_ready.emit(grade)
+
+    def _request_estimate(self, event: RunStarted) -> None:
+        if self.estimate_s is None:
+            return
+
+        def done(seconds: float | None) -> None:
+            view = self.state.channel(event.channel_id)
+            if view.run_id == event.run_id and seconds is not None:
+                view.estimated_duration_s = seconds
+                self._dirty.add(event.channel_id)
+
+        self.workers.submit(
+            self.estimate_s,
+            event.cell_id,
+            event.recipe_name,
+            on_done=done,
+            on_error=lambda _e: None,
+        )
+
+    def test_instrument(self, name: str) -> None:
+        if self.instrument_test is None:
+            self.instrument_result.emit(name, "no connection test configured")
+            return
+        self.workers.submit(
+            self.instrument_test,
+            name,
+            on_done=lambda text: self.instrument_result.emit(name, str(text)),
+            on_error=lambda exc: self.instrument_result.emit(name, f"FAILED: {exc}"),
+        )
 
     def load_history(self, channel_id: str) -> None:
         view = self.state.channel(channel_id)

@@ -7,6 +7,7 @@ without a window. The GUI thread is the only writer.
 from __future__ import annotations
 
 import enum
+import json
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ from station.events import (
     Event,
     Fault,
     LimitTripped,
+    MeasurementTaken,
     RunEnded,
     RunOutcome,
     RunStarted,
@@ -72,6 +74,23 @@ def trip_text(event: LimitTripped) -> str:
 
 def fault_text(event: Fault) -> str:
     return f"{event.channel_id}: {event.kind} fault - {event.message}"
+
+
+def measurement_text(event: MeasurementTaken) -> str:
+    """The measured values in words, e.g. ``acir_ohm=0.0184``; the raw JSON if it is not a flat
+    object (the log is for people; storage keeps the original)."""
+    try:
+        values = json.loads(event.values_json)
+    except ValueError:
+        return event.values_json
+    if not isinstance(values, dict):
+        return event.values_json
+    parts = [
+        f"{key}={value:.6g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in values.items()
+        if not isinstance(value, list | dict)
+    ]
+    return ", ".join(parts) or event.values_json
 
 
 @dataclass
@@ -173,7 +192,12 @@ class BenchState:
             view.step_label = event.label or event.step_kind
             view.log.append(f"{event.t_s:.1f} s  step {event.step_index}: {view.step_label}")
         elif isinstance(event, StepEnded):
-            view.log.append(f"{event.t_s:.1f} s  step {event.step_index} ended: {event.reason}")
+            moved = "" if event.capacity_ah is None else f", {event.capacity_ah:+.4f} Ah"
+            view.log.append(
+                f"{event.t_s:.1f} s  step {event.step_index} ended: {event.reason}{moved}"
+            )
+        elif isinstance(event, MeasurementTaken):
+            view.log.append(f"{event.t_s:.1f} s  {event.kind}: {measurement_text(event)}")
         elif isinstance(event, LimitTripped):
             view.state = ChannelState.TRIPPED
             view.alarm = trip_text(event)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from station.events import (
     Fault,
     LimitTripped,
+    MeasurementTaken,
     RunEnded,
     RunOutcome,
     RunStarted,
     Sample,
+    StepEnded,
     StepStarted,
 )
 from ui.engine_api import GradeView, Reason
@@ -93,3 +95,20 @@ def test_duration_format() -> None:
     assert format_duration(None) == "–"
     assert format_duration(59.6) == "0:01:00"
     assert format_duration(9 * 3600 + 61) == "9:01:01"
+
+
+def test_measurements_and_step_charge_go_to_the_run_log() -> None:
+    bench = BenchState()
+    bench.apply(started())
+    bench.apply(
+        MeasurementTaken(
+            "r1", "CH01", 1, "acir", '{"acir_ohm": 0.0184, "freq_hz": 1000.0}', "", 110.0
+        )
+    )
+    bench.apply(MeasurementTaken("r1", "CH01", 2, "eis", '{"points": [[1, 2]]}', "", 111.0))
+    view = bench.apply(StepEnded("r1", "CH01", 0, "discharge_cc", "voltage", 120.0, -2.91234, 10.5))
+    assert list(view.log)[1:] == [
+        "110.0 s  acir: acir_ohm=0.0184, freq_hz=1000",
+        '111.0 s  eis: {"points": [[1, 2]]}',
+        "120.0 s  step 0 ended: voltage, -2.9123 Ah",
+    ]

@@ -213,3 +213,32 @@ def test_bad_lot_file_names_row_and_column_and_imports_nothing(qtbot, window, tm
     assert text.startswith("Lot not imported: ") and "row 2" in text
     assert "rated_capacity_ah" in text
     assert window.controller.lot == {}
+
+
+def test_remaining_time_and_instrument_test_run_in_workers(qtbot, settings) -> None:
+    engine = FakeEngine(samples_per_run=10_000)
+    threads: list[str] = []
+
+    def estimate(cell_id: str, recipe_name: str) -> float:
+        threads.append(threading.current_thread().name)
+        return 7200.0 if (cell_id, recipe_name) == ("CELL-0005", "fake-cccv") else 0.0
+
+    def connection_test(name: str) -> str:
+        threads.append(threading.current_thread().name)
+        return f"identified {name.upper()} SIM"
+
+    window = make_window(qtbot, engine, 2, settings)
+    window.controller.estimate_s = estimate
+    window.controller.instrument_test = connection_test
+    window.show()
+    window.controller.start_run("CH01", "CELL-0005")
+    tile = window.overview.tiles["CH01"]
+    qtbot.waitUntil(lambda: "left)" in tile.time_text, timeout=3000)
+    view = window.controller.state.channel("CH01")
+    # remaining = estimate - elapsed, elapsed from the fake's clock (1 s per sample).
+    assert view.remaining_s == 7200.0 - view.elapsed_s
+    with qtbot.waitSignal(window.controller.instrument_result, timeout=3000):
+        window.instruments_view.test_requested.emit("cabinet")
+    assert window.instruments_view.status.text() == "cabinet: identified CABINET SIM"
+    assert threads and all(name.startswith("gui-worker") for name in threads)
+    window.close()
