@@ -16,6 +16,8 @@ import station
 COMMAND_MODULES = (
     "station.cli.cmd_demo",
     "station.cli.cmd_gui",
+    "station.cli.cmd_analyze",
+    "station.cli.cmd_eis_fit",
 )
 
 
