@@ -7,6 +7,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ui.engine_api import GradeView
 from ui.state import ChannelView, grade_colour
 
+VERDICT_COLOURS = {"pass": "#1b5e20", "fail": "#c62828", "retest": "#e65100", "missing": "#6a1b9a"}
+
 
 class CellDetail(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -25,7 +27,7 @@ class CellDetail(QtWidgets.QWidget):
             font.setPointSize(size)
             font.setBold(True)
             label.setFont(font)
-        for label in (self.cell_label, self.state_label):
+        for label in (self.cell_label, self.bin_label, self.state_label):
             label.setWordWrap(True)
         self.grade_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.grade_label.setMinimumSize(120, 90)
@@ -91,7 +93,7 @@ class CellDetail(QtWidgets.QWidget):
         self.grade_label.setStyleSheet(
             f"color: white; background: {grade_colour(grade.grade)}; border-radius: 8px;"
         )
-        self.bin_label.setText(f"Bin {grade.bin}")
+        self.bin_label.setText(grade.summary or f"Bin {grade.bin}")
         self.figures.setRowCount(len(grade.figures))
         for row, (name, value, unit) in enumerate(grade.figures):
             for col, text in enumerate((name, f"{value:.4g}", unit)):

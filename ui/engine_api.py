@@ -41,23 +41,36 @@ class EngineLike(Protocol):
 class Reason:
     """One grading rule's verdict, shown to the technician in plain words.
 
-    ``margin`` is how far ``value`` lies inside (positive) or outside (negative) ``threshold``,
-    in ``unit``.
+    ``margin`` is how far ``value`` lies on the passing side (positive) or the failing side
+    (negative) of ``threshold``, in ``unit``; ``value`` and ``margin`` are None when the figure
+    is missing. ``verdict`` is pass, fail, retest or missing; ``words`` is the grading core's own
+    explanation and is shown as-is when given.
     """
 
     rule: str
-    value: float
+    value: float | None
     threshold: float
     unit: str
-    margin: float
+    margin: float | None
     passed: bool
+    verdict: str = ""
+    words: str = ""
+
+    @property
+    def verdict_text(self) -> str:
+        return self.verdict or ("pass" if self.passed else "fail")
 
     def plain(self) -> str:
-        verdict = "pass" if self.passed else "FAIL"
+        if self.words:
+            return f"{self.rule}: {self.words}"
+        verdict = self.verdict_text
+        shown = verdict if verdict == "pass" else verdict.upper()
+        if self.value is None or self.margin is None:
+            return f"{self.rule}: not measured - {shown}"
         side = "inside" if self.margin >= 0 else "outside"
         return (
             f"{self.rule}: {self.value:g} {self.unit} against limit {self.threshold:g} {self.unit}"
-            f" ({abs(self.margin):g} {self.unit} {side}) - {verdict}"
+            f" ({abs(self.margin):g} {self.unit} {side}) - {shown}"
         )
 
 
@@ -72,6 +85,8 @@ class GradeView:
     reasons: tuple[Reason, ...] = ()
     figures: tuple[tuple[str, float, str], ...] = ()
     """(name, value, unit) for every computed figure, e.g. ("capacity", 2.91, "Ah")."""
+    summary: str = ""
+    """One line from the grading core, e.g. "A under second-life v1: stationary storage"."""
 
 
 GradeProvider = Callable[[str], GradeView | None]

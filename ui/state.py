@@ -57,6 +57,8 @@ GRADE_COLOURS: dict[str, str] = {
     "C": "#f9a825",
     "D": "#ef6c00",
     "REJECT": "#c62828",
+    "QUARANTINE": "#6a1b9a",
+    "RETEST": "#ef6c00",
 }
 
 

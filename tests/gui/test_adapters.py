@@ -8,9 +8,17 @@ from station.cells import Cell
 from station.clock import ManualClock
 from station.config import load_preset
 from station.events import RunStarted, Sample
+from station.grading.profiles import grade_cell, load_profile
+from station.grading.results import CellMetrics, Figure, Verdict
 from station.recipes import loads_recipe, recipe_names, shipped_recipe
 from station.storage import RunRecord, Storage
-from ui.adapters import describe_step, instruments_from_bench, recipe_info, storage_history
+from ui.adapters import (
+    describe_step,
+    grade_view,
+    instruments_from_bench,
+    recipe_info,
+    storage_history,
+)
 
 T0 = 1_800_000_000.0
 
@@ -107,3 +115,27 @@ def test_history_reads_back_what_storage_committed(tmp_path: Path) -> None:
         assert storage_history(storage)("run-1", "ch01") == sent
     finally:
         storage.close()
+
+
+def test_grade_from_the_grading_core_keeps_its_words_and_verdicts() -> None:
+    profile = load_profile("second-life")
+    metrics = CellMetrics(
+        "CELL-1",
+        "nmc",
+        figures={"ocv_v": Figure(2.1, "V", 0.001), "hold_days": Figure(10.0, "d")},
+        facts={"damaged": False, "calendar_expired": False, "traceable": True},
+    )
+    grade = grade_cell(metrics, profile)
+    view = grade_view(grade, "run-9", metrics)
+    assert (view.cell_id, view.run_id, view.grade) == ("CELL-1", "run-9", grade.outcome)
+    assert view.grade == "QUARANTINE", "2.1 V is below the NMC minimum of 2.5 V"
+    assert view.summary == grade.summary
+    assert view.figures == (("hold_days", 10.0, "d"), ("ocv_v", 2.1, "V"))
+    assert len(view.reasons) == len(grade.rules)
+    for reason, result in zip(view.reasons, grade.rules, strict=True):
+        assert reason.plain() == f"{result.rule}: {result.explanation}"
+        assert reason.verdict == result.verdict.value
+        assert reason.passed is (result.verdict is Verdict.PASS)
+    ocv = next(r for r in view.reasons if r.rule == "ocv-above-minimum")
+    # margin = value - threshold for ">=": 2.1 - 2.5 = -0.4 V (hand calculation).
+    assert ocv.verdict == "fail" and abs(ocv.margin + 0.4) < 1e-12
