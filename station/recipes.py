@@ -449,15 +449,25 @@ def _pulse_op(
 
 
 def _move_soc(
-    target: float, current: Current, ctx: RunContext, label: str, record_interval_s: float
+    target: float,
+    current: Current,
+    ctx: RunContext,
+    label: str,
+    record_interval_s: float,
+    from_soc: float | None = None,
 ) -> list[Op]:
-    """Charge or discharge by (target - soc) x capacity; SOC must be known (after a full step)."""
-    if ctx.soc is None:
+    """Charge or discharge by (target - soc) x capacity; SOC must be known (after a full step).
+
+    ``from_soc`` is the planned SOC inside a multi-point step; the context itself changes only
+    when an op ends, by the charge it really moved (:func:`apply_op_to_context`).
+    """
+    start = ctx.soc if from_soc is None else from_soc
+    if start is None:
         raise RecipeError(
             f"{label or 'SOC move'}: the SOC is unknown here; put a full charge or discharge first"
         )
     assert ctx.cell.voltage_max_v is not None and ctx.cell.voltage_min_v is not None
-    delta = target - ctx.soc
+    delta = target - start
     if abs(delta) < 1e-9:
         return []
     amps = current.resolve_a(ctx.rated_ah)
@@ -475,7 +485,6 @@ def _move_soc(
         record_interval_s=record_interval_s,
         label=label or f"to {target:.0%} SOC",
     )
-    ctx.soc = target
     return [CyclerOp(step, "soc_move", role="soc_move")]
 
 
@@ -483,12 +492,19 @@ def _expand_hppc(step: Hppc, ctx: RunContext) -> list[Op]:
     cell = ctx.cell
     ops: list[Op] = []
     pulse_a = step.pulse_current.resolve_a(ctx.rated_ah)
+    planned = ctx.soc
     for point in step.soc_points:
         ops.extend(
             _move_soc(
-                point, step.soc_current, ctx, f"HPPC to {point:.0%} SOC", step.record_interval_s
+                point,
+                step.soc_current,
+                ctx,
+                f"HPPC to {point:.0%} SOC",
+                step.record_interval_s,
+                from_soc=planned,
             )
         )
+        planned = point
         rest = CyclerStep(
             StepMode.REST,
             end=EndConditions(time_s=step.rest_s),
@@ -548,8 +564,12 @@ def apply_op_to_context(op: Op, ctx: RunContext, *, moved_ah: float | None) -> N
         ctx.soc = 0.0
         if op.role == "capacity" and moved_ah is not None and abs(moved_ah) > 0:
             ctx.measured_capacity_ah = abs(moved_ah)
-    elif op.role == "soc_move" and ctx.soc is not None and moved_ah is not None:
-        ctx.soc = min(1.0, max(0.0, ctx.soc + moved_ah / ctx.capacity_ah))
+    elif op.role == "soc_move" and ctx.soc is not None:
+        if moved_ah is None and op.step.end.capacity_ah is not None:
+            # A preview: assume the move lands on its planned charge.
+            moved_ah = math.copysign(op.step.end.capacity_ah, op.step.current_a)
+        if moved_ah is not None:
+            ctx.soc = min(1.0, max(0.0, ctx.soc + moved_ah / ctx.capacity_ah))
 
 
 # --- duration estimate ------------------------------------------------------------------------

@@ -30,8 +30,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import sqlite_utils
-
 from station.cells import CELL_FIELDS, Cell, CellDataError, check_cell_id
 from station.clock import Clock
 from station.events import (
@@ -544,8 +542,11 @@ class Storage:
         finally:
             conn.close()
 
-    def view(self) -> sqlite_utils.Database:
+    def view(self) -> Any:
         """A read-only sqlite-utils database for views and reports (call ``.close()`` on it)."""
+        # Imported here: sqlite-utils pulls in numpy, which the writer never needs.
+        import sqlite_utils
+
         return sqlite_utils.Database(_connect(self.path, readonly=True))
 
     # --- cells --------------------------------------------------------------------------------
