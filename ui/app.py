@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import enum
 import sys
@@ -93,7 +94,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.instruments_view = InstrumentsView()
         self.recipes_view = RecipesView()
         self.batch = BatchView()
-        self.instruments_view.set_instruments(instruments, today or dt.date.today())
+        self.today = today or dt.date.today()
+        self.instruments_view.set_instruments(instruments, self.today)
         self.recipes_view.set_recipes(recipes)
 
         cell_split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
@@ -166,6 +168,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.intake.lot_import_requested.connect(c.import_lot)
         self.overview.channel_selected.connect(self.select_channel)
         self.instruments_view.test_requested.connect(c.test_instrument)
+        c.connected.connect(self._on_connected)
         c.instrument_result.connect(
             lambda name, text: self.instruments_view.status.setText(f"{name}: {text}")
         )
@@ -183,6 +186,17 @@ class MainWindow(QtWidgets.QMainWindow):
             self.overview.show_view(view)
             if channel_id == self.overview.selected:
                 self.detail.show_view(view)
+
+    def _on_connected(self, identities: dict[str, str]) -> None:
+        rows = [
+            dataclasses.replace(
+                info,
+                identity=identities.get(info.name, info.identity),
+                connected=info.name in identities,
+            )
+            for info in self.instruments_view.instruments
+        ]
+        self.instruments_view.set_instruments(rows, self.today)
 
     def select_channel(self, channel_id: str) -> None:
         view = self.controller.state.channel(channel_id)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from PySide6 import QtCore
@@ -22,10 +21,10 @@ from ui.state import BenchState, ChannelState
 from ui.workers import Workers
 
 
-@dataclass(frozen=True)
-class Assignment:
-    cell_id: str
-    channel_id: str
+def _identity_text(identity: Any) -> str:
+    """``make model serial firmware`` of a drivers.identity.InstrumentIdentity, or its str()."""
+    parts = [getattr(identity, key, "") for key in ("make", "model", "serial", "firmware")]
+    return " ".join(str(p) for p in parts if p) or str(identity)
 
 
 class StationController(QtCore.QObject):
@@ -40,6 +39,8 @@ class StationController(QtCore.QObject):
     intake_result = QtCore.Signal(str, bool)
     stop_all_finished = QtCore.Signal(bool, str)
     instrument_result = QtCore.Signal(str, str)
+    connected = QtCore.Signal(dict)
+    """instrument name -> identity text, once the engine has opened and identified them."""
 
     def __init__(
         self,
@@ -134,6 +135,25 @@ class StationController(QtCore.QObject):
         if view is not None:
             self._dirty.add(view.channel_id)
         self.grade_ready.emit(grade)
+
+    def connect_bench(self, timeout_s: float = 60.0) -> None:
+        """Open and identify every instrument in a worker; ``connected`` reports the identities."""
+        connect = getattr(self.engine, "connect", None)
+        if connect is None:
+            return
+        self.status.emit("Connecting instruments…")
+
+        def done(identities: dict[str, Any]) -> None:
+            texts = {name: _identity_text(identity) for name, identity in identities.items()}
+            self.status.emit(f"Connected: {', '.join(sorted(texts))}")
+            self.connected.emit(texts)
+
+        def failed(exc: BaseException) -> None:
+            message = f"Connecting the bench failed: {exc}"
+            self.status.emit(message)
+            self.alarm.emit(message)
+
+        self.workers.submit(connect, timeout_s, on_done=done, on_error=failed)
 
     def _request_estimate(self, event: RunStarted) -> None:
         if self.estimate_s is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ui.engine_api import GradeView
-from ui.state import ChannelView, grade_colour
+from ui.state import ChannelView, grade_colour, unit_symbol
 
 VERDICT_COLOURS = {"pass": "#1b5e20", "fail": "#c62828", "retest": "#e65100", "missing": "#6a1b9a"}
 
@@ -96,7 +96,7 @@ class CellDetail(QtWidgets.QWidget):
         self.bin_label.setText(grade.summary or f"Bin {grade.bin}")
         self.figures.setRowCount(len(grade.figures))
         for row, (name, value, unit) in enumerate(grade.figures):
-            for col, text in enumerate((name, f"{value:.4g}", unit)):
+            for col, text in enumerate((name, f"{value:.4g}", unit_symbol(unit))):
                 self.figures.setItem(row, col, QtWidgets.QTableWidgetItem(text))
         self.figures.resizeColumnsToContents()
         self.reasons.clear()

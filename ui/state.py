@@ -66,11 +66,20 @@ def grade_colour(grade: str) -> str:
     return GRADE_COLOURS.get(grade.upper(), "#455a64")
 
 
+UNIT_SYMBOLS = {"degC": "°C", "deg C": "°C", "ohm": "Ω", "Ohm": "Ω", "mohm": "mΩ", "mOhm": "mΩ"}
+"""ASCII unit spellings in events and the symbols a technician reads."""
+
+
+def unit_symbol(unit: str) -> str:
+    return UNIT_SYMBOLS.get(unit, unit)
+
+
 def trip_text(event: LimitTripped) -> str:
     """A trip in plain words, with its value and threshold."""
+    unit = unit_symbol(event.unit)
     return (
-        f"{event.channel_id}: limit '{event.limit}' tripped at {event.value:g} {event.unit}"
-        f" (limit {event.threshold:g} {event.unit}); output turned off"
+        f"{event.channel_id}: limit '{event.limit}' tripped at {event.value:g} {unit}"
+        f" (limit {event.threshold:g} {unit}); output turned off"
     )
 
 

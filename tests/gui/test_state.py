@@ -52,6 +52,15 @@ def test_trip_sets_alarm_with_reason_value_and_threshold() -> None:
     assert bench.alarms == [view.alarm], "the RunEnded of a trip does not raise a second alarm"
 
 
+def test_ascii_units_are_shown_as_symbols() -> None:
+    bench = BenchState()
+    bench.apply(started())
+    view = bench.apply(LimitTripped("r1", "CH01", "temperature_max", 55.2, 55.0, "degC", 150.0))
+    assert view.alarm == (
+        "CH01: limit 'temperature_max' tripped at 55.2 °C (limit 55 °C); output turned off"
+    )
+
+
 def test_fault_without_trip_and_run_ended_faulted() -> None:
     bench = BenchState()
     bench.apply(started())
