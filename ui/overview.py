@@ -241,6 +241,10 @@ class OverviewWidget(QtWidgets.QScrollArea):
         for index, tile in enumerate(self.tiles.values()):
             self._grid.addWidget(tile, index // cols, index % cols)
 
+    @property
+    def columns(self) -> int:
+        return self._columns
+
     def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
         self._arrange()

@@ -240,5 +240,6 @@ class FakeEngine:
         )
 
     def history(self, run_id: str, channel_id: str) -> list[Sample]:
+        self._record("history")
         run = next(r for r in self.runs.values() if r.run_id == run_id)
         return list(run.samples)

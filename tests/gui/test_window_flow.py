@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from PySide6 import QtCore
 
 from tests.gui.conftest import make_window
 from tests.gui.fake_engine import FakeEngine
 from ui.app import CloseChoice, MainWindow
+from ui.engine_api import GateResult
 from ui.state import ChannelState
 
 ENTER = QtCore.Qt.Key.Key_Return
@@ -148,6 +150,7 @@ def test_full_history_loads_off_the_gui_thread(qtbot, window: MainWindow, engine
         window.plots.history_button.click()
     channel_id, samples = blocker.args
     assert channel_id == "CH01" and len(samples) == engine.samples_per_run
+    assert [name for call, name in engine.calls if call == "history"][0].startswith("gui-worker")
     assert len(window.plots.data("CH01")) == engine.samples_per_run
 
 
@@ -242,3 +245,38 @@ def test_remaining_time_and_instrument_test_run_in_workers(qtbot, settings) -> N
     assert window.instruments_view.status.text() == "cabinet: identified CABINET SIM"
     assert threads and all(name.startswith("gui-worker") for name in threads)
     window.close()
+
+
+@pytest.mark.parametrize("channels", [1, 16, 64])
+def test_overview_holds_1_to_64_channels_without_horizontal_scroll(qtbot, settings, channels):
+    engine = FakeEngine()
+    window = make_window(qtbot, engine, channels, settings)
+    window.resize(790, 590)
+    window.show()
+    qtbot.waitExposed(window)
+    overview = window.overview
+    assert len(overview.tiles) == channels
+    qtbot.waitUntil(lambda: overview.widget().width() <= overview.viewport().width())
+    assert not overview.horizontalScrollBar().isVisible()
+    cols = overview.columns
+    assert 1 <= cols <= channels
+    # Tiles keep their minimum width (200 px) in the columns chosen.
+    assert cols == 1 or cols * 200 <= overview.viewport().width()
+    window.close()
+
+
+def test_failed_intake_screen_sends_the_cell_to_quarantine(qtbot, window: MainWindow) -> None:
+    screened: list[str] = []
+
+    def screen(cell_id: str) -> GateResult:
+        screened.append(threading.current_thread().name)
+        return GateResult(False, "OCV 1.92 V below 2.5 V")
+
+    window.controller.screener = screen
+    with qtbot.waitSignal(window.controller.intake_result, timeout=3000):
+        scan(qtbot, window, "CELL-0200")
+    assert window.intake.result.text() == "CELL-0200: OCV 1.92 V below 2.5 V -> QUARANTINE"
+    assert window.controller.assigned == {}
+    scan(qtbot, window, "CELL-0200")
+    assert window.intake.result.text() == "CELL-0200 already scanned: in quarantine"
+    assert len(screened) == 1 and screened[0].startswith("gui-worker")
