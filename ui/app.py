@@ -141,7 +141,20 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pause_action = toolbar.addAction("Pause", self._pause_selected)
         self.resume_action = toolbar.addAction("Resume", self._resume_selected)
         self.abort_action = toolbar.addAction("Abort channel", self._abort_selected)
-        self.history_action = self.plots.history_button
+        if simulated:
+            spacer = QtWidgets.QWidget()
+            spacer.setSizePolicy(
+                QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Preferred
+            )
+            toolbar.addWidget(spacer)
+            self.sim_badge = QtWidgets.QLabel(
+                "  SIMULATED BENCH - results are not production grades  "
+            )
+            self.sim_badge.setStyleSheet(
+                "color: white; background: #b35c00; font-size: 14pt; font-weight: bold;"
+                " padding: 4px; border-radius: 4px;"
+            )
+            toolbar.addWidget(self.sim_badge)
         self.plots.history_button.clicked.connect(self._load_history)
 
         self.mode_label = QtWidgets.QLabel("SIMULATED" if simulated else "HARDWARE")

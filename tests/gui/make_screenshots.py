@@ -60,15 +60,10 @@ def wait_for(app: QtWidgets.QApplication, condition, timeout_ms: int = 20_000) -
 def save(window: QtWidgets.QWidget, name: str) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / name
-    # 8-bit palette: a quarter of the size, and flat UI colours survive it unchanged.
-    image = (
-        window.grab()
-        .toImage()
-        .convertToFormat(
-            QtGui.QImage.Format.Format_Indexed8, QtCore.Qt.ImageConversionFlag.ThresholdDither
-        )
-    )
-    image.save(str(path), "PNG", 0)  # Qt: PNG quality 0 = strongest compression
+    # Full colour (an 8-bit palette shifted the state colours visibly); Qt maps PNG quality 0
+    # to the strongest zlib compression.
+    image = window.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    image.save(str(path), "PNG", 0)
     print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
     return path
 

@@ -280,3 +280,12 @@ def test_failed_intake_screen_sends_the_cell_to_quarantine(qtbot, window: MainWi
     scan(qtbot, window, "CELL-0200")
     assert window.intake.result.text() == "CELL-0200 already scanned: in quarantine"
     assert len(screened) == 1 and screened[0].startswith("gui-worker")
+
+
+def test_simulated_bench_is_marked_in_toolbar_title_and_status_bar(qtbot, window, settings):
+    assert "SIMULATED" in window.windowTitle()
+    assert window.mode_label.text() == "SIMULATED"
+    assert window.sim_badge.isVisible() and "SIMULATED" in window.sim_badge.text()
+    hardware = MainWindow(simulated=False, settings=settings)
+    qtbot.addWidget(hardware)
+    assert not hasattr(hardware, "sim_badge") and "SIMULATED" not in hardware.windowTitle()
