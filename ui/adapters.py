@@ -93,12 +93,12 @@ def describe_step(step: RecipeStep) -> str:
     return f"{step.label}: {text}" if step.label else text
 
 
-def recipe_info(recipe: Recipe, cell: Cell, profile: str = "") -> RecipeInfo:
-    """The recipe's steps in words and its estimated duration for ``cell``."""
+def recipe_info(recipe: Recipe, cell: Cell | None = None, profile: str = "") -> RecipeInfo:
+    """The recipe's steps in words and its estimated duration for ``cell`` (if given)."""
     return RecipeInfo(
         name=recipe.name,
         steps=tuple(describe_step(step) for step in recipe.steps),
-        estimated_duration_s=estimate_duration_s(recipe, cell),
+        estimated_duration_s=None if cell is None else estimate_duration_s(recipe, cell),
         profile=profile,
         extra={"version": str(recipe.version), "description": recipe.description},
     )

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import enum
-import sys
 from collections.abc import Callable, Sequence
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -182,6 +180,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.overview.channel_selected.connect(self.select_channel)
         self.instruments_view.test_requested.connect(c.test_instrument)
         c.connected.connect(self._on_connected)
+        self.recipes_view.recipe_chosen.connect(self._on_recipe_chosen)
         c.instrument_result.connect(
             lambda name, text: self.instruments_view.status.setText(f"{name}: {text}")
         )
@@ -199,6 +198,10 @@ class MainWindow(QtWidgets.QMainWindow):
             self.overview.show_view(view)
             if channel_id == self.overview.selected:
                 self.detail.show_view(view)
+
+    def _on_recipe_chosen(self, name: str) -> None:
+        self.controller.recipe = name
+        self.statusBar().showMessage(f"New runs use recipe {name}")
 
     def _on_connected(self, identities: dict[str, str]) -> None:
         rows = [
@@ -293,23 +296,3 @@ class MainWindow(QtWidgets.QMainWindow):
         self.plots.stop()
         self.shutdown_clean = self.controller.shutdown(stop_runs=stop_runs)
         event.accept()
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="station-gui", description="Open the bench GUI.")
-    parser.add_argument(
-        "--sim",
-        action="store_true",
-        help="run against a simulated bench (SIMULATED is shown everywhere)",
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    app.setApplicationName(APP_NAME)
-    app.setOrganizationName(ORGANISATION)
-    window = MainWindow(simulated=args.sim)
-    window.show()
-    return app.exec()

@@ -114,7 +114,8 @@ class RecipeInfo:
 
     name: str
     steps: tuple[str, ...]
-    estimated_duration_s: float
+    estimated_duration_s: float | None
+    """None when no cell is known yet (the estimate depends on the cell's rated values)."""
     profile: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -76,7 +76,12 @@ class InstrumentsView(QtWidgets.QWidget):
 
 
 class RecipesView(QtWidgets.QWidget):
-    """Pick a recipe; see its steps, grading profile and estimated duration."""
+    """Pick a recipe; see its steps, grading profile and estimated duration.
+
+    ``recipe_chosen(name)`` is emitted when the technician picks one; new runs use it.
+    """
+
+    recipe_chosen = QtCore.Signal(str)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -93,7 +98,10 @@ class RecipesView(QtWidgets.QWidget):
         self.recipes = list(recipes)
         self.list.clear()
         for recipe in self.recipes:
-            self.list.addItem(f"{recipe.name}  ({format_duration(recipe.estimated_duration_s)})")
+            duration = recipe.estimated_duration_s
+            self.list.addItem(
+                recipe.name if duration is None else f"{recipe.name}  ({format_duration(duration)})"
+            )
         if self.recipes:
             self.list.setCurrentRow(0)
 
@@ -106,10 +114,16 @@ class RecipesView(QtWidgets.QWidget):
             self.details.clear()
             return
         recipe = self.recipes[row]
+        self.recipe_chosen.emit(recipe.name)
         lines = [
             f"Recipe: {recipe.name}",
             f"Grading profile: {recipe.profile or 'default'}",
-            f"Estimated duration: {format_duration(recipe.estimated_duration_s)}",
+            "Estimated duration: "
+            + (
+                "depends on the cell's rated values"
+                if recipe.estimated_duration_s is None
+                else format_duration(recipe.estimated_duration_s)
+            ),
             "",
             "Steps:",
         ]
