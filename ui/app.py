@@ -66,6 +66,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self, active
         )
         self.shutdown_clean: bool | None = None
+        self.after_shutdown: list[Callable[[], object]] = []
+        """Run after the controller has stopped every worker (e.g. close the storage)."""
         title = f"{APP_NAME} {station.__version__}"
         if bench_name:
             title += f" - {bench_name}"
@@ -295,4 +297,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.save_settings()
         self.plots.stop()
         self.shutdown_clean = self.controller.shutdown(stop_runs=stop_runs)
+        for step in self.after_shutdown:
+            step()
+        self.after_shutdown.clear()
         event.accept()

@@ -128,7 +128,7 @@ def open_bench(args: argparse.Namespace, settings: QtCore.QSettings) -> QtWidget
         settings=settings,
     )
     settings.setValue("bench/last_path", str(bench_path))
-    window.destroyed.connect(lambda: storage.close())
+    window.after_shutdown.append(storage.close)
     window.controller.connect_bench()
     return window
 

@@ -132,8 +132,11 @@ def test_closing_with_active_runs_asks_and_stops_workers(qtbot, settings) -> Non
     assert window.isVisible(), "cancel keeps the window and the run"
     assert engine.alive_threads() == ["CH01"]
 
+    closed_after: list[bool] = []
+    window.after_shutdown.append(lambda: closed_after.append(engine.alive_threads() == []))
     window.close()
     assert not window.isVisible()
+    assert closed_after == [True], "after-shutdown steps run once, after the runs have stopped"
     assert asked == [["CH01"], ["CH01"]]
     assert window.shutdown_clean is True
     assert engine.shutdown_called
