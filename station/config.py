@@ -54,6 +54,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from station.cells import Cell
 from station.clock import ScaledClock
 
 SIM_ADDRESS_PREFIX = "@sim:"
@@ -353,39 +354,56 @@ def load_preset(name: str) -> BenchConfig:
 
 @dataclass(frozen=True)
 class SimLaunch:
-    """What the simulator launcher printed: endpoint name -> address, and its clock parameters."""
+    """What the simulator launcher printed: device name -> address, each device's channel list,
+    the simulated lot, and the clock parameters."""
 
     endpoints: Mapping[str, str]
     t0_s: float
     w0_s: float
     speed: float
+    channels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    cells: tuple[Mapping[str, Any], ...] = ()
+    control_port: int | None = None  # the launcher's JSON-lines control endpoint (faults)
 
     def clock(self) -> ScaledClock:
         return ScaledClock(t0_s=self.t0_s, w0_s=self.w0_s, speed=self.speed)
 
 
 def parse_sim_launch(text: str) -> SimLaunch:
-    """Read the launcher's JSON: ``{"endpoints": {name: address | {"address": ...}}, "clock":
-    {"t0_s", "w0_s", "speed"}}`` (a list of ``{"name", "address"}`` is accepted for endpoints)."""
+    """Read the launcher's JSON document (``python -m hardware_sim --bench demo``).
+
+    Devices come as ``{"devices": [{"name", "tcp_port" | "address", "channels"?}, ...]}``
+    (each reached over raw TCP on 127.0.0.1) or as ``{"endpoints": {name: address}}``; the clock
+    as ``{"clock": {"t0_s", "w0_s", "speed"}}``; the lot as ``{"cells": [...]}``.
+    """
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise ConfigError(f"simulator launch JSON is malformed: {error}") from error
     if not isinstance(data, dict):
         raise ConfigError("simulator launch JSON: expected an object")
-    raw_endpoints = data.get("endpoints")
     endpoints: dict[str, str] = {}
-    if isinstance(raw_endpoints, dict):
-        items = list(raw_endpoints.items())
-    elif isinstance(raw_endpoints, list):
-        items = [(item.get("name"), item) for item in raw_endpoints if isinstance(item, dict)]
+    channels: dict[str, tuple[str, ...]] = {}
+    if isinstance(data.get("devices"), list):
+        for device in data["devices"]:
+            if not isinstance(device, dict) or not isinstance(device.get("name"), str):
+                raise ConfigError(f"simulator launch JSON: bad device entry {device!r}")
+            name = device["name"]
+            if isinstance(device.get("address"), str):
+                endpoints[name] = device["address"]
+            elif isinstance(device.get("tcp_port"), int):
+                endpoints[name] = f"tcp://127.0.0.1:{device['tcp_port']}"
+            else:
+                raise ConfigError(f"simulator launch JSON: device {name!r} has no address")
+            if isinstance(device.get("channels"), list):
+                channels[name] = tuple(str(c) for c in device["channels"])
+    elif isinstance(data.get("endpoints"), dict):
+        for name, address in data["endpoints"].items():
+            if not isinstance(address, str):
+                raise ConfigError(f"simulator launch JSON: endpoint {name!r} has no address")
+            endpoints[str(name)] = address
     else:
-        raise ConfigError("simulator launch JSON: 'endpoints' is missing")
-    for name, value in items:
-        address = value.get("address") if isinstance(value, dict) else value
-        if not isinstance(name, str) or not isinstance(address, str):
-            raise ConfigError(f"simulator launch JSON: endpoint {name!r} has no address")
-        endpoints[name] = address
+        raise ConfigError("simulator launch JSON: neither 'devices' nor 'endpoints' is given")
     clock = data.get("clock")
     if not isinstance(clock, dict):
         raise ConfigError("simulator launch JSON: 'clock' is missing")
@@ -395,11 +413,25 @@ def parse_sim_launch(text: str) -> SimLaunch:
         raise ConfigError(
             f"simulator launch JSON: clock needs t0_s, w0_s, speed ({error})"
         ) from error
-    return SimLaunch(endpoints, t0, w0, speed)
+    cells = data.get("cells") or []
+    if not isinstance(cells, list):
+        raise ConfigError("simulator launch JSON: 'cells' must be a list")
+    control = data.get("control")
+    port = control.get("tcp_port") if isinstance(control, dict) else None
+    return SimLaunch(
+        endpoints,
+        t0,
+        w0,
+        speed,
+        channels,
+        tuple(c for c in cells if isinstance(c, dict)),
+        port if isinstance(port, int) else None,
+    )
 
 
 def bench_from_sim_launch(launch: SimLaunch | str, preset: str = "sim-demo") -> BenchConfig:
-    """Fill a simulated preset's ``@sim:<endpoint>`` addresses from the launcher's output."""
+    """Fill a simulated preset's ``@sim:<device>`` addresses from the launcher's output, and
+    check every configured channel exists on its simulated device."""
     if isinstance(launch, str):
         launch = parse_sim_launch(launch)
     bench = load_preset(preset)
@@ -414,5 +446,54 @@ def bench_from_sim_launch(launch: SimLaunch | str, preset: str = "sim-demo") -> 
                     f"(it has {', '.join(sorted(launch.endpoints)) or 'none'})"
                 )
             address = launch.endpoints[endpoint]
+            listed = launch.channels.get(endpoint)
+            for channel in bench.channels.values():
+                if channel.instrument == name and listed and channel.hw_channel not in listed:
+                    raise ConfigError(
+                        f"channels.{channel.channel_id}.hw_channel: {channel.hw_channel!r} is not "
+                        f"a channel of the simulated {endpoint!r}"
+                    )
         filled[name] = replace(instrument, address=address)
     return replace(bench, instruments=filled)
+
+
+def sim_lot(
+    launch: SimLaunch, bench: BenchConfig, *, lot: str = "SIM-LOT"
+) -> list[tuple[Cell, str | None]]:
+    """The simulated lot as cells, each with the bench channel holding it (or None).
+
+    The simulator publishes chemistry, capacity, voltage window and ACIR but no current ratings;
+    a simulated cell is rated 1C charge / 2C discharge here (stated, not guessed per cell).
+    """
+    device_of = {address: device for device, address in launch.endpoints.items()}
+    by_hw: dict[tuple[str, str], str] = {}
+    for channel in bench.channels.values():
+        device = device_of.get(bench.instruments[channel.instrument].address)
+        if device is not None:
+            by_hw[(device, channel.hw_channel)] = channel.channel_id
+    cells: list[tuple[Cell, str | None]] = []
+    for entry in launch.cells:
+        rated = entry.get("rated") or {}
+        capacity = float(rated["capacity_ah"])
+        cell = Cell(
+            cell_id=str(entry["id"]),
+            lot=lot,
+            chemistry=str(rated.get("chemistry", "")).upper(),
+            rated_capacity_ah=capacity,
+            nominal_voltage_v=rated.get("nominal_v"),
+            voltage_min_v=rated.get("v_min_v"),
+            voltage_max_v=rated.get("v_max_v"),
+            max_charge_current_a=capacity,
+            max_discharge_current_a=2 * capacity,
+            bol_resistance_ohm=rated.get("acir_ohm"),
+            manufacturer="hardware_sim",
+        )
+        channel_id = None
+        holder = entry.get("held_by")
+        if isinstance(holder, str) and "/" in holder:
+            device, index = holder.split("/", 1)
+            listed = launch.channels.get(device, ())
+            if index.isdigit() and 1 <= int(index) <= len(listed):
+                channel_id = by_hw.get((device, listed[int(index) - 1]))
+        cells.append((cell, channel_id))
+    return cells

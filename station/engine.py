@@ -29,8 +29,8 @@ is subscribed first, so it sees every event before the GUI does.
 in the worker and a refusal there ends the run with outcome ABORTED and reason ``refused: ...``.
 
 Instruments are opened through a :class:`Connector`; the default uses ``drivers.registry``
-(``create(driver, address, settings)``). A cabinet object provides ``channel(hw_channel)``; a
-single-channel source (Keithley) is itself the CyclerChannel.
+(``open_instrument(driver, address, settings, clock=clock)``). A cabinet object provides
+``channel(hw_channel)``; a single-channel source (Keithley) is itself the CyclerChannel.
 """
 
 from __future__ import annotations
@@ -96,11 +96,16 @@ class Connector(Protocol):
 
 
 class RegistryConnector:
-    """Opens instruments through ``drivers.registry.create(driver, address, settings)``."""
+    """Opens instruments through ``drivers.registry.open_instrument`` (with the station clock)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
 
     def open(self, config: InstrumentConfig) -> Any:
         registry = importlib.import_module("drivers.registry")
-        return registry.create(config.driver, config.address, dict(config.settings))
+        return registry.open_instrument(
+            config.driver, config.address, dict(config.settings), clock=self.clock
+        )
 
 
 @dataclass(frozen=True)
@@ -265,7 +270,7 @@ class Engine:
         self.bench = bench
         self.storage = storage
         self.clock = clock
-        self.connector = connector or RegistryConnector()
+        self.connector = connector or RegistryConnector(clock)
         self.production = production
         self.operator = operator
         self.bus = EventBus()

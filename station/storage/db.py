@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import queue
 import sqlite3
 import threading
@@ -46,6 +47,7 @@ from station.events import (
 from station.storage.schema import MIGRATIONS
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 GENESIS_HASH = "0" * 64
 MAX_BATCH_ROWS = 200_000
 
@@ -121,6 +123,32 @@ class _RunState:
     last_v: float | None
     last_i: float | None
     state: str
+
+
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph", "glusterfs"}
+)
+
+
+def filesystem_type(path: str | Path, mounts_text: str | None = None) -> str | None:
+    """The filesystem type holding ``path`` from the Linux mount table (None if unknown)."""
+    if mounts_text is None:
+        try:
+            mounts_text = Path("/proc/mounts").read_text(encoding="utf-8")
+        except OSError:
+            return None
+    target = Path(path).resolve()
+    best: tuple[int, str] | None = None
+    for line in mounts_text.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point = Path(fields[1].replace("\\040", " "))
+        if target == mount_point or mount_point in target.parents:
+            depth = len(mount_point.parts)
+            if best is None or depth > best[0]:
+                best = (depth, fields[2])
+    return None if best is None else best[1]
 
 
 def _connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
@@ -202,6 +230,12 @@ class Storage:
             conn.close()
 
     def _open(self, conn: sqlite3.Connection) -> None:
+        fs_type = filesystem_type(self.path)
+        if fs_type in NETWORK_FILESYSTEMS:
+            # WAL needs shared memory on one host; network filesystems corrupt WAL databases.
+            raise StorageError(
+                f"{self.path} is on a network filesystem ({fs_type}); use a local disk"
+            )
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -304,46 +338,82 @@ class Storage:
         saved = {run_id: replace(state) for run_id, state in self._runs.items()}
         try:
             self._commit_batch(conn, batch)
+        except sqlite3.IntegrityError as error:
+            # Not transient: retrying the same batch would block every later event. Commit
+            # event by event and report (never silently drop) the ones the schema refuses.
+            self._runs = saved
+            self._pending = []
+            self._report(error)
+            for event in batch:
+                saved_one = {run_id: replace(state) for run_id, state in self._runs.items()}
+                try:
+                    self._commit_batch(conn, [event])
+                except sqlite3.IntegrityError as refused:
+                    self._runs = saved_one
+                    self._report(refused, event)
         except sqlite3.Error as error:
             self._runs = saved
             self._pending = batch
-            self.last_error = f"{type(error).__name__}: {error}"
-            if self.on_error is not None:
-                self.on_error(self.last_error)
+            self._report(error)
         else:
             self._pending = []
             self.last_error = None
+
+    def _report(self, error: sqlite3.Error, event: Event | None = None) -> None:
+        self.last_error = f"{type(error).__name__}: {error}" + (
+            f" (refused {event!r})" if event is not None else ""
+        )
+        log.error("storage: %s", self.last_error)
+        if self.on_error is not None:
+            self.on_error(self.last_error)
 
     def _commit_batch(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
         sample_rows: list[tuple[Any, ...]] = []
         touched: set[str] = set()
         conn.execute("BEGIN IMMEDIATE")
         try:
+            runs = self._runs
+            append = sample_rows.append
             for event in events:
-                state = self._runs.get(event.run_id)
+                state = runs.get(event.run_id)
                 if state is None:
                     continue  # a run this database never began (e.g. an event after close)
-                if isinstance(event, Sample):
-                    if event.seq <= state.last_seq:
+                # The sample path is the hot loop of ingest: kept inline on purpose.
+                if type(event) is Sample:
+                    seq = event.seq
+                    if seq <= state.last_seq:
                         conn.execute(
                             "INSERT INTO faults (run_pk, kind, message, t_s) VALUES (?, ?, ?, ?)",
                             (
                                 state.run_pk,
                                 "duplicate_sample",
-                                f"sample seq {event.seq} is not after {state.last_seq}; dropped",
+                                f"sample seq {seq} is not after {state.last_seq}; dropped",
                                 event.t_s,
                             ),
                         )
                         continue
-                    self._integrate(state, event)
-                    sample_rows.append(
+                    t_s, voltage, current = event.t_s, event.voltage_v, event.current_a
+                    last_t = state.last_t_s
+                    if last_t is not None:
+                        dt_h = (t_s - last_t) / 3600.0 if t_s > last_t else 0.0
+                        last_i = state.last_i or 0.0
+                        state.cum_ah += 0.5 * (current + last_i) * dt_h
+                        state.cum_wh += (
+                            0.5 * (current * voltage + last_i * (state.last_v or 0.0)) * dt_h
+                        )
+                    state.last_seq = seq
+                    state.last_t_s = t_s
+                    state.last_v = voltage
+                    state.last_i = current
+                    state.state = "running"
+                    append(
                         (
                             state.run_pk,
-                            event.seq,
-                            event.t_s,
+                            seq,
+                            t_s,
                             event.step_index,
-                            event.voltage_v,
-                            event.current_a,
+                            voltage,
+                            current,
                             event.temperature_c,
                         )
                     )
@@ -351,7 +421,7 @@ class Storage:
                 else:
                     if sample_rows:
                         self._insert_samples(conn, sample_rows)
-                        sample_rows = []
+                        sample_rows.clear()
                     self._apply_event(conn, state, event)
                     touched.add(event.run_id)
             if sample_rows:
@@ -394,20 +464,6 @@ class Storage:
     @staticmethod
     def _insert_samples(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         conn.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-
-    @staticmethod
-    def _integrate(state: _RunState, sample: Sample) -> None:
-        if state.last_t_s is not None and state.last_i is not None and state.last_v is not None:
-            dt_h = max(sample.t_s - state.last_t_s, 0.0) / 3600.0
-            state.cum_ah += 0.5 * (sample.current_a + state.last_i) * dt_h
-            state.cum_wh += (
-                0.5 * (sample.current_a * sample.voltage_v + state.last_i * state.last_v) * dt_h
-            )
-        state.last_seq = sample.seq
-        state.last_t_s = sample.t_s
-        state.last_v = sample.voltage_v
-        state.last_i = sample.current_a
-        state.state = "running"
 
     def _apply_event(self, conn: sqlite3.Connection, state: _RunState, event: Event) -> None:
         pk = state.run_pk

@@ -192,8 +192,8 @@ CREATE TABLE limit_trips (
     id INTEGER PRIMARY KEY,
     run_pk INTEGER NOT NULL,
     limit_name TEXT NOT NULL,
-    value REAL NOT NULL,
-    threshold REAL NOT NULL,
+    value REAL,  -- NULL when the instrument's own protection tripped without a value
+    threshold REAL,
     unit TEXT NOT NULL,
     t_s REAL NOT NULL
 );

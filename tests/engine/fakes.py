@@ -388,6 +388,13 @@ class FakeBenchEis(FakeEisMeter):
         pass
 
 
+def bench_models(**cell: float) -> dict[str, CellModel]:
+    """One fresh CellModel per channel of the sim-demo preset, keyed by hardware channel."""
+    from station.config import load_preset
+
+    return {c.hw_channel: CellModel(**cell) for c in load_preset("sim-demo").channels.values()}
+
+
 class FakeConnector:
     """Opens the sim-demo bench's instruments as fakes (cabinet channels ``27-1-<n>``)."""
 

@@ -18,7 +18,7 @@ from station.engine import Engine, EngineError
 from station.sequencer import PrestartRefused
 from station.storage import Storage
 
-from .fakes import CellModel, FakeConnector, make_cell
+from .fakes import FakeConnector, bench_models, make_cell
 
 CELLS = [f"K-{i}" for i in range(4)]
 RECIPE = "fast-triage"
@@ -35,7 +35,7 @@ def main(db: str, base_wall_s: float, speed: float) -> int:
         t0_s=1_800_000_000.0 + (time.time() - base_wall_s) * speed, w0_s=time.time(), speed=speed
     )
     storage = Storage(db, clock, batch_interval_s=0.05, on_commit=ack)
-    models = {f"27-1-{i}": CellModel(soc=0.3) for i in range(1, 17)}
+    models = bench_models(soc=0.3)
     engine = Engine(
         load_preset("sim-demo"),
         storage,

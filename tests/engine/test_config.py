@@ -15,6 +15,7 @@ from station.config import (
     loads_bench,
     parse_sim_launch,
     preset_text,
+    sim_lot,
 )
 
 MINIMAL = """
@@ -55,13 +56,26 @@ temperature_sensor = "t1"
 acir_meter = "acir"
 """
 
+CABINET_CHANNELS = [f"27-{box}-{n}" for box in (1, 2) for n in range(1, 9)]
 LAUNCH = {
-    "endpoints": {
-        "neware": "TCPIP::127.0.0.1::40502::SOCKET",
-        "bt3562": "socket://127.0.0.1:40025",
-        "bt4560": {"address": "socket://127.0.0.1:40026"},
-    },
     "clock": {"t0_s": 1000.0, "w0_s": 2000.0, "speed": 3600},
+    "devices": [
+        {"name": "cabinet", "kind": "neware-bts", "tcp_port": 40502, "channels": CABINET_CHANNELS},
+        {"name": "acir", "kind": "bt3562", "tcp_port": 40025},
+        {"name": "eis", "kind": "bt4560", "tcp_port": 40026},
+    ],
+    "cells": [
+        {
+            "id": "C1",
+            "held_by": "cabinet/9",
+            "rated": {"chemistry": "nmc", "capacity_ah": 4.8, "v_min_v": 2.5, "v_max_v": 4.2},
+        },
+        {
+            "id": "C2",
+            "held_by": None,
+            "rated": {"chemistry": "lfp", "capacity_ah": 100.0, "v_min_v": 2.0, "v_max_v": 3.65},
+        },
+    ],
 }
 
 
@@ -120,21 +134,31 @@ def test_shipped_sim_preset_has_16_channels_on_one_cabinet() -> None:
     assert {c.instrument for c in bench.channels.values()} == {"cabinet"}
     assert len({c.hw_channel for c in bench.channels.values()}) == 16
     assert all(c.temperature_sensor for c in bench.channels.values())
-    assert "@sim:neware" in preset_text("sim-demo")
+    assert "@sim:cabinet" in preset_text("sim-demo")
 
 
-def test_launcher_json_fills_sim_addresses_and_clock() -> None:
+def test_launcher_json_fills_sim_addresses_clock_and_lot() -> None:
     bench = bench_from_sim_launch(json.dumps(LAUNCH))
-    assert bench.instruments["cabinet"].address == "TCPIP::127.0.0.1::40502::SOCKET"
-    assert bench.instruments["acir"].address == "socket://127.0.0.1:40025"
-    assert bench.instruments["eis"].address == "socket://127.0.0.1:40026"
-    clock = parse_sim_launch(json.dumps(LAUNCH)).clock()
+    assert bench.instruments["cabinet"].address == "tcp://127.0.0.1:40502"
+    assert bench.instruments["acir"].address == "tcp://127.0.0.1:40025"
+    assert bench.instruments["eis"].address == "tcp://127.0.0.1:40026"
+    launch = parse_sim_launch(json.dumps(LAUNCH))
+    clock = launch.clock()
     assert (clock.t0_s, clock.w0_s, clock.speed) == (1000.0, 2000.0, 3600.0)
+    (c1, ch), (c2, none) = sim_lot(launch, bench)
+    assert (c1.cell_id, ch, none) == ("C1", "ch09", None)  # cabinet/9 is 27-2-1, channel ch09
+    assert (c1.chemistry, c1.rated_capacity_ah, c1.max_discharge_current_a) == ("NMC", 4.8, 9.6)
+    assert c2.voltage_max_v == 3.65
 
 
 def test_launcher_json_missing_endpoint_names_it() -> None:
-    launch = dict(LAUNCH, endpoints={"neware": "socket://127.0.0.1:1"})
-    with pytest.raises(ConfigError, match=r"instruments\.acir\.address: .*'bt3562'"):
+    launch = dict(LAUNCH, devices=[{"name": "cabinet", "tcp_port": 1}])
+    with pytest.raises(ConfigError, match=r"instruments\.acir\.address: .*'acir'"):
         bench_from_sim_launch(json.dumps(launch))
+    other = dict(
+        LAUNCH, devices=[dict(LAUNCH["devices"][0], channels=["27-1-1"])] + LAUNCH["devices"][1:]
+    )
+    with pytest.raises(ConfigError, match=r"channels\.ch02\.hw_channel: '27-1-2'"):
+        bench_from_sim_launch(json.dumps(other))
     with pytest.raises(ConfigError, match="malformed"):
         parse_sim_launch("{not json")

@@ -1,5 +1,6 @@
-"""Engine: a 16-channel simulated bench runs the second-life recipe on a 16-cell lot at speed
-3600 with every cell's data in the database; start refusals; controls; subscribers."""
+"""Engine on the test cycler: a 16-channel bench runs the second-life recipe on a 16-cell lot at
+speed 3600, each capacity checked against its cell model (slow-marked; test_sim_bench.py runs the
+lot over the real simulator in CI); start refusals; controls; subscribers."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from station.sequencer import PrestartRefused
 from station.storage import Storage, integrity_check
 
 from .conftest import make_cell
-from .fakes import OCV0_V, OCV_SLOPE_V, CellModel, FakeConnector, seeded_lot
+from .fakes import OCV0_V, OCV_SLOPE_V, CellModel, FakeConnector, bench_models, seeded_lot
 
 BENCH = load_preset("sim-demo")
 
@@ -34,10 +35,10 @@ def lot_bench(tmp_path: Path) -> Iterator[tuple[Engine, Storage, list, FakeConne
     clock = scaled(3600.0)
     lot = seeded_lot(16, seed=7)
     models = {
-        f"27-1-{i + 1}": CellModel(
+        chan.hw_channel: CellModel(
             capacity_ah=c.capacity_ah, soc=c.soc, resistance_ohm=c.resistance_ohm
         )
-        for i, c in enumerate(lot)
+        for chan, c in zip(BENCH.channels.values(), lot, strict=True)
     }
     storage = Storage(tmp_path / "bench.db", clock)
     connector = FakeConnector(clock, models)
@@ -47,6 +48,7 @@ def lot_bench(tmp_path: Path) -> Iterator[tuple[Engine, Storage, list, FakeConne
     storage.close()
 
 
+@pytest.mark.slow  # the same lot over the real simulator runs in CI (test_sim_bench.py)
 def test_sixteen_channels_run_second_life_on_a_lot(lot_bench, tmp_path: Path) -> None:
     engine, storage, lot, connector = lot_bench
     storage.add_cells([make_cell(c.cell_id) for c in lot], who="ci")
@@ -120,7 +122,7 @@ def test_start_refusals_name_the_cause(tmp_path: Path) -> None:
         BENCH,
         storage,
         clock,
-        connector=FakeConnector(clock, {f"27-1-{i}": CellModel() for i in range(1, 17)}),
+        connector=FakeConnector(clock, bench_models()),
         production=True,
     )
     try:
@@ -155,7 +157,7 @@ def test_start_refusals_name_the_cause(tmp_path: Path) -> None:
 def test_pause_resume_and_a_failing_subscriber(tmp_path: Path) -> None:
     clock = scaled(600.0)
     storage = Storage(tmp_path / "p.db", clock)
-    connector = FakeConnector(clock, {f"27-1-{i}": CellModel() for i in range(1, 17)})
+    connector = FakeConnector(clock, bench_models())
     engine = Engine(BENCH, storage, clock, connector=connector)
     try:
         engine.connect()
@@ -171,7 +173,7 @@ def test_pause_resume_and_a_failing_subscriber(tmp_path: Path) -> None:
         time.sleep(0.2)
         engine.pause("ch03")
         assert engine.snapshot()["ch03"].state == "paused"
-        channel = connector.opened["cabinet"].channel("27-1-3")  # type: ignore[attr-defined]
+        channel = connector.opened["cabinet"].channel(BENCH.channels["ch03"].hw_channel)  # type: ignore[attr-defined]
         assert not channel.output_on
         engine.resume("ch03")
         assert engine.snapshot()["ch03"].state == "running"

@@ -4,10 +4,13 @@ progress checkpoints committed with samples, calibration flags."""
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.identity import InstrumentIdentity
 from station.cells import CellDataError
@@ -24,6 +27,7 @@ from station.events import (
     StepStarted,
 )
 from station.storage import RunRecord, Storage, integrity_check
+from station.storage.db import NETWORK_FILESYSTEMS, filesystem_type
 from station.storage.schema import APPEND_ONLY_TABLES
 
 from .conftest import T0, make_cell
@@ -265,3 +269,98 @@ def test_step_events_stored(storage: Storage) -> None:
     with storage.reader() as conn:
         rows = conn.execute("SELECT event, reason, capacity_ah FROM step_events").fetchall()
     assert rows == [("started", "", None), ("ended", "voltage", -2.9)]
+
+
+def test_disk_full_keeps_the_batch_and_commits_it_later(tmp_path: Path, clock: ManualClock) -> None:
+    errors: list[str] = []
+    db = Storage(tmp_path / "full.db", clock, batch_interval_s=0.02, on_error=errors.append)
+    try:
+        start_run(db)
+        db.handle_event(Sample("run-1", "ch01", 0, T0, 0, 3.7, 0.0))
+        db.flush()
+        pages = db.call(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+        # A size cap one page above the current file: the next big batch cannot fit (SQLITE_FULL).
+        db.call(lambda c: c.execute(f"PRAGMA max_page_count = {pages + 1}"))
+        for seq in range(1, 20_001):
+            db.handle_event(Sample("run-1", "ch01", seq, T0 + seq, 0, 3.7, 0.5, 25.0))
+        db.flush()
+        assert errors and "full" in errors[-1]
+        assert db.last_error is not None
+        assert [r[0] for r in db.samples("run-1")] == [0]  # nothing half-written
+        db.call(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+        db.handle_event(Sample("run-1", "ch01", 20_001, T0 + 20_001, 0, 3.7, 0.5, 25.0))
+        db.flush()
+        assert db.last_error is None
+        assert [r[0] for r in db.samples("run-1")] == list(range(20_002))
+        progress = db.run_progress("run-1")
+        assert progress is not None and progress.last_seq == 20_001
+        # 0.5 A for 20,001 s: 2.778 Ah, the same as if the disk had never been full.
+        assert progress.cum_ah == pytest.approx(0.25 * 1 / 3600 + 0.5 * 20_000 / 3600, rel=1e-9)
+    finally:
+        db.close()
+
+
+def test_network_filesystems_are_recognised() -> None:
+    mounts = (
+        "/dev/sda1 / ext4 rw 0 0\n"
+        "server:/export /mnt/lab nfs4 rw 0 0\n"
+        "//nas/share /mnt/lab/smb cifs rw 0 0\n"
+    )
+    assert filesystem_type("/home/x/station.db", mounts) == "ext4"
+    assert filesystem_type("/mnt/lab/run/station.db", mounts) == "nfs4"
+    assert filesystem_type("/mnt/lab/smb/station.db", mounts) == "cifs"
+    assert {"nfs4", "cifs"} <= NETWORK_FILESYSTEMS
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    ids=st.lists(
+        st.text(min_size=1, max_size=40).filter(lambda s: s.strip()),
+        min_size=1,
+        max_size=8,
+        unique=True,
+    )
+)
+def test_arbitrary_text_ids_round_trip_without_schema_change(tmp_path_factory, ids) -> None:
+    ids = [i for i in ids if not any(ord(c) < 32 or ord(c) == 127 for c in i)]
+    if not ids:
+        return
+    path = tmp_path_factory.mktemp("x1") / "x1.db"
+    db = Storage(path, ManualClock(T0))
+    try:
+        with db.reader() as conn:
+            schema = conn.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
+        db.add_cells([make_cell(i) for i in ids], who=ids[0])
+        with db.reader() as conn:
+            assert (
+                conn.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
+                == schema
+            )
+            stored = sorted(r[0] for r in conn.execute("SELECT cell_id FROM cells"))
+        assert stored == sorted(ids)
+    finally:
+        db.close()
+
+
+def test_a_refused_event_does_not_block_the_rest(storage: Storage) -> None:
+    errors: list[str] = []
+    storage.on_error = errors.append
+    start_run(storage)
+    storage.handle_event(Sample("run-1", "ch01", 0, T0, 0, 3.7, 0.0))
+    # A NaN voltage becomes NULL in SQLite and violates NOT NULL: that one event is refused.
+    storage.handle_event(Sample("run-1", "ch01", 1, T0 + 1, 0, math.nan, 0.0))
+    storage.handle_event(
+        LimitTripped(
+            "run-1", "ch01", "instrument_protection:200104", math.nan, math.nan, "", T0 + 2
+        )
+    )
+    storage.flush()
+    assert [r[0] for r in storage.samples("run-1")] == [0]
+    assert errors and "refused" in errors[-1] and "nan" in errors[-1]
+    with storage.reader() as conn:
+        assert conn.execute("SELECT limit_name, value FROM limit_trips").fetchall() == [
+            ("instrument_protection:200104", None)
+        ]
+    storage.handle_event(Sample("run-1", "ch01", 1, T0 + 3, 0, 3.7, 0.0))
+    storage.flush()
+    assert [r[0] for r in storage.samples("run-1")] == [0, 1]

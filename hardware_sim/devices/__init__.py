@@ -1,0 +1,3 @@
+"""Instrument personalities: pure bytes-in -> bytes-out state machines (see ``base``)."""
+
+from __future__ import annotations
