@@ -243,6 +243,20 @@ class StationController(QtCore.QObject):
 
         self.workers.submit(load, on_done=done, on_error=failed)
 
+    def place_lot(self, placed: list[tuple[Cell, str | None]]) -> int:
+        """Cells already sitting in channels (a simulated bench's lot): remember them and assign
+        each to its channel, ready for Enter to start. Returns how many were placed."""
+        count = 0
+        for cell, channel_id in placed:
+            self.lot[cell.cell_id] = cell
+            if channel_id is None or channel_id not in self.state.channels:
+                continue
+            self.assigned[channel_id] = cell.cell_id
+            self.state.channel(channel_id).cell_id = cell.cell_id
+            self._dirty.add(channel_id)
+            count += 1
+        return count
+
     def describe_cell(self, cell_id: str) -> str:
         cell = self.lot.get(cell_id)
         if cell is None:

@@ -14,9 +14,10 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from station.clock import SystemClock
-from station.config import BenchConfig, ConfigError, load_bench
+from station.config import BenchConfig, ConfigError, load_bench, sim_lot
 from station.engine import Engine
 from station.recipes import estimate_duration_s, recipe_names, shipped_recipe
+from station.simbench import SimulatedBench
 from station.storage import Storage
 from ui.adapters import instruments_from_bench, recipe_info, storage_history
 from ui.app import APP_NAME, ORGANISATION, MainWindow
@@ -90,11 +91,70 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", help="station database file (default: in the user data folder)")
     parser.add_argument("--recipe", default="incoming-inspection", help="recipe for new runs")
     parser.add_argument("--operator", default="operator", help="who is at the bench")
+    parser.add_argument(
+        "--speed", type=float, default=60.0, help="with --sim: simulated seconds per wall second"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="with --sim: seed of the simulated lot")
     return parser
+
+
+def default_db_path(name: str) -> Path:
+    folder = Path(
+        QtCore.QStandardPaths.writableLocation(
+            QtCore.QStandardPaths.StandardLocation.AppDataLocation
+        )
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def open_simulated_bench(args: argparse.Namespace, settings: QtCore.QSettings) -> MainWindow:
+    """Start ``python -m hardware_sim`` (through station.simbench), import its seeded lot, place
+    each cell on the channel holding it and connect in a worker; Enter starts the lot.
+
+    Simulated data goes to its own database (``simulated.db`` unless ``--db``), never the bench's.
+    """
+    sim = SimulatedBench(speed=args.speed, seed=args.seed)
+    storage = Storage(args.db or default_db_path("simulated.db"), sim.clock)
+    try:
+        engine = Engine(sim.bench, storage, sim.clock, operator=args.operator)
+        placed = sim_lot(sim.launch, sim.bench)
+        new = [cell for cell, _ in placed if storage.get_cell(cell.cell_id) is None]
+        if new:
+            storage.add_cells(new, who=args.operator, why="simulated lot")
+        window = build_station_window(
+            sim.bench,
+            storage,
+            engine,
+            simulated=True,
+            operator=args.operator,
+            recipe=args.recipe,
+            settings=settings,
+        )
+    except BaseException:
+        storage.close()
+        sim.close()
+        raise
+    window.after_shutdown += [storage.close, sim.close]
+    window.setProperty("simulator_pid", sim.process.pid)
+    window.setProperty("simulator_port", sim.launch.control_port)
+    count = window.controller.place_lot(placed)
+    window.intake.show_result(
+        f"Simulated lot (seed {args.seed}): {count} cells placed; press Enter to start them", True
+    )
+    window.controller.connect_bench()
+    return window
 
 
 def open_bench(args: argparse.Namespace, settings: QtCore.QSettings) -> QtWidgets.QMainWindow:
     """The window for the bench named on the command line or opened last; errors in the window."""
+    if args.sim and not args.bench:
+        try:
+            return open_simulated_bench(args, settings)
+        except (OSError, RuntimeError, ConfigError) as exc:
+            window = MainWindow(simulated=True, settings=settings)
+            window.banner.add(f"The simulated bench did not start: {exc}")
+            return window
     bench_path = args.bench or str(settings.value("bench/last_path", "") or "")
     if not bench_path:
         window = MainWindow(simulated=args.sim, settings=settings)
@@ -106,15 +166,7 @@ def open_bench(args: argparse.Namespace, settings: QtCore.QSettings) -> QtWidget
         window = MainWindow(simulated=args.sim, settings=settings)
         window.banner.add(f"Bench {bench_path} not loaded: {exc}")
         return window
-    db_path = args.db or str(
-        Path(
-            QtCore.QStandardPaths.writableLocation(
-                QtCore.QStandardPaths.StandardLocation.AppDataLocation
-            )
-        )
-        / "station.db"
-    )
-    Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    db_path = args.db or default_db_path("station.db")
     clock = SystemClock()
     storage = Storage(db_path, clock)
     engine = Engine(bench, storage, clock, operator=args.operator)

@@ -10,7 +10,7 @@ from station.config import load_preset
 from station.engine import Engine
 from station.recipes import estimate_duration_s, recipe_names, shipped_recipe
 from station.storage import Storage
-from tests.engine.fakes import CellModel, FakeConnector, make_cell
+from tests.engine.fakes import FakeConnector, bench_models, make_cell
 from tests.gui.test_window_flow import scan
 from ui.app import CloseChoice
 from ui.launch import build_parser, build_station_window, open_bench
@@ -25,7 +25,7 @@ def test_station_window_wires_recipes_lot_cells_and_estimates(qtbot, settings, t
         BENCH,
         storage,
         clock,
-        connector=FakeConnector(clock, {f"27-1-{i}": CellModel(soc=0.5) for i in range(1, 17)}),
+        connector=FakeConnector(clock, bench_models(soc=0.5)),
     )
     try:
         storage.add_cells([make_cell("LOT1-0001")], who="test")

@@ -19,7 +19,7 @@ from station.clock import ScaledClock
 from station.config import load_preset
 from station.engine import Engine
 from station.storage import Storage
-from tests.engine.fakes import CellModel, FakeConnector, make_cell
+from tests.engine.fakes import FakeConnector, bench_models, make_cell
 from tests.gui.test_window_flow import scan
 from ui.adapters import instruments_from_bench, storage_history
 from ui.app import CloseChoice, MainWindow
@@ -33,7 +33,7 @@ SPEED = 60.0  # slow enough that a run is still going when the test looks at it
 @pytest.fixture
 def bench(tmp_path: Path) -> Iterator[tuple[Engine, Storage, FakeConnector]]:
     clock = ScaledClock(t0_s=1_800_000_000.0, w0_s=time.time(), speed=SPEED)
-    models = {f"27-1-{i}": CellModel(soc=0.5) for i in range(1, 17)}
+    models = bench_models(soc=0.5)
     storage = Storage(tmp_path / "bench.db", clock, batch_interval_s=0.1)
     connector = FakeConnector(clock, models)
     engine = Engine(BENCH, storage, clock, connector=connector, operator="gui-test")
@@ -83,7 +83,7 @@ def test_bench_flow_against_the_real_engine(qtbot, settings, bench) -> None:
     cabinet = connector.opened["cabinet"]
     # ch02 holds a warm cell (49.5 °C) whose sensor then climbs 0.01 K/s (0.6 K/min, under the
     # 1 K/min dT/dt limit): it must trip at the fast-triage recipe's temperature_max_c = 50 °C.
-    hot = cabinet.channels["27-1-2"]
+    hot = cabinet.channels[BENCH.channels["ch02"].hw_channel]
     hot.cell.temperature_c = hot.cell.ambient_c = 49.5
     hot.faults.heater_c_per_s = 0.01
     hot.faults.fault_from_t_s = engine.clock.now()
@@ -100,7 +100,7 @@ def test_bench_flow_against_the_real_engine(qtbot, settings, bench) -> None:
     assert alarm.startswith("ch02: limit 'temperature_max' tripped at 50"), alarm
     assert alarm.endswith("°C (limit 50 °C); output turned off"), alarm
     assert any(alarm == message for message in window.banner.messages)
-    assert not cabinet.channels["27-1-2"].output_on
+    assert not hot.output_on
 
     with qtbot.waitSignal(controller.stop_all_finished, timeout=10_000) as stopped:
         qtbot.mouseClick(window.stop_button, QtCore.Qt.MouseButton.LeftButton)
