@@ -1,0 +1,377 @@
+"""The GUI's side of the engine: events in, commands out, all blocking work in workers.
+
+:class:`StationController` owns the :class:`~ui.bridge.EventBridge`, the worker pool and the
+:class:`~ui.state.BenchState`. Windows listen to its signals and call its methods; none of its
+methods block the GUI thread.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from PySide6 import QtCore
+
+from station.cells import Cell, CellDataError, read_lot_file
+from station.events import Event, RunEnded, RunOutcome, RunStarted, Sample
+from ui.bridge import EventBridge
+from ui.engine_api import EngineLike, GateResult, GradeProvider, GradeView, HistoryLoader, Screener
+from ui.state import BenchState, ChannelState
+from ui.workers import Workers
+
+
+def _identity_text(identity: Any) -> str:
+    """``make model serial firmware`` of a drivers.identity.InstrumentIdentity, or its str()."""
+    parts = [getattr(identity, key, "") for key in ("make", "model", "serial", "firmware")]
+    return " ".join(str(p) for p in parts if p) or str(identity)
+
+
+class StationController(QtCore.QObject):
+    channels_changed = QtCore.Signal(list)
+    """Channel IDs whose view changed since the last signal (GUI thread, at most ~10 Hz)."""
+    samples_arrived = QtCore.Signal(str, list)
+    run_started = QtCore.Signal(str)
+    alarm = QtCore.Signal(str)
+    grade_ready = QtCore.Signal(object)
+    history_ready = QtCore.Signal(str, list)
+    status = QtCore.Signal(str)
+    intake_result = QtCore.Signal(str, bool)
+    stop_all_finished = QtCore.Signal(bool, str)
+    instrument_result = QtCore.Signal(str, str)
+    connected = QtCore.Signal(dict)
+    """instrument name -> identity text, once the engine has opened and identified them."""
+
+    def __init__(
+        self,
+        engine: EngineLike | None,
+        channel_ids: list[str],
+        *,
+        recipe: Any = None,
+        grade_provider: GradeProvider | None = None,
+        history_loader: HistoryLoader | None = None,
+        screener: Screener | None = None,
+        store_cells: Callable[[list[Cell]], object] | None = None,
+        estimate_s: Callable[[str, str], float | None] | None = None,
+        instrument_test: Callable[[str], str] | None = None,
+        parent: QtCore.QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.recipe = recipe
+        self.grade_provider = grade_provider
+        self.history_loader = history_loader
+        self.screener = screener
+        self.store_cells = store_cells
+        self.estimate_s = estimate_s
+        """(cell_id, recipe_name) -> estimated run time in seconds (blocking; in a worker)."""
+        self.instrument_test = instrument_test
+        """instrument name -> result in words (opens, identifies, reads; blocking; in a worker)."""
+        self.lot: dict[str, Cell] = {}
+        """Cells of the imported lot(s) by ID; a scan of one of them shows its lot and rating."""
+        self.state = BenchState(channel_ids)
+        self.bridge = EventBridge(self)
+        self.workers = Workers(parent=self)
+        self.assigned: dict[str, str] = {}
+        """channel_id -> cell_id scanned and waiting to start."""
+        self.quarantine: list[str] = []
+        self._dirty: set[str] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+        self.bridge.events_arrived.connect(self._on_events)
+        self._refresh = QtCore.QTimer(self)
+        self._refresh.setInterval(100)
+        self._refresh.timeout.connect(self._emit_dirty)
+        self._refresh.start()
+        if engine is not None:
+            self._unsubscribe = engine.subscribe(self.bridge.post)
+
+    @QtCore.Slot(list)
+    def _on_events(self, batch: list[Event]) -> None:
+        samples: dict[str, list[Sample]] = defaultdict(list)
+        for event in batch:
+            if isinstance(event, Sample):
+                if self.state.channel(event.channel_id).run_id == event.run_id:
+                    samples[event.channel_id].append(event)
+                self.state.apply(event)
+                self._dirty.add(event.channel_id)
+                continue
+            if samples.get(event.channel_id):
+                self.samples_arrived.emit(event.channel_id, samples.pop(event.channel_id))
+            alarms_before = len(self.state.alarms)
+            self.state.apply(event)
+            self._dirty.add(event.channel_id)
+            for message in self.state.alarms[alarms_before:]:
+                self.alarm.emit(message)
+            if isinstance(event, RunStarted):
+                self.assigned.pop(event.channel_id, None)
+                self.run_started.emit(event.channel_id)
+                self._request_estimate(event)
+            elif isinstance(event, RunEnded) and event.outcome is RunOutcome.COMPLETED:
+                self.request_grade(event.run_id)
+        for channel_id, channel_samples in samples.items():
+            self.samples_arrived.emit(channel_id, channel_samples)
+
+    @QtCore.Slot()
+    def _emit_dirty(self) -> None:
+        if self._dirty:
+            changed = sorted(self._dirty)
+            self._dirty.clear()
+            self.channels_changed.emit(changed)
+
+    def request_grade(self, run_id: str) -> None:
+        if self.grade_provider is None:
+            return
+        self.workers.submit(
+            self.grade_provider,
+            run_id,
+            on_done=self._on_grade,
+            on_error=lambda exc: self.status.emit(f"Grading {run_id} failed: {exc}"),
+        )
+
+    def _on_grade(self, grade: GradeView | None) -> None:
+        if grade is None:
+            return
+        view = self.state.set_grade(grade)
+        if view is not None:
+            self._dirty.add(view.channel_id)
+        self.grade_ready.emit(grade)
+
+    def connect_bench(self, timeout_s: float = 60.0) -> None:
+        """Open and identify every instrument in a worker; ``connected`` reports the identities."""
+        connect = getattr(self.engine, "connect", None)
+        if connect is None:
+            return
+        self.status.emit("Connecting instruments…")
+
+        def done(identities: dict[str, Any]) -> None:
+            texts = {name: _identity_text(identity) for name, identity in identities.items()}
+            self.status.emit(f"Connected: {', '.join(sorted(texts))}")
+            self.connected.emit(texts)
+
+        def failed(exc: BaseException) -> None:
+            message = f"Connecting the bench failed: {exc}"
+            self.status.emit(message)
+            self.alarm.emit(message)
+
+        self.workers.submit(connect, timeout_s, on_done=done, on_error=failed)
+
+    def _request_estimate(self, event: RunStarted) -> None:
+        if self.estimate_s is None:
+            return
+
+        def done(seconds: float | None) -> None:
+            view = self.state.channel(event.channel_id)
+            if view.run_id == event.run_id and seconds is not None:
+                view.estimated_duration_s = seconds
+                self._dirty.add(event.channel_id)
+
+        self.workers.submit(
+            self.estimate_s,
+            event.cell_id,
+            event.recipe_name,
+            on_done=done,
+            on_error=lambda _e: None,
+        )
+
+    def test_instrument(self, name: str) -> None:
+        if self.instrument_test is None:
+            self.instrument_result.emit(name, "no connection test configured")
+            return
+        self.workers.submit(
+            self.instrument_test,
+            name,
+            on_done=lambda text: self.instrument_result.emit(name, str(text)),
+            on_error=lambda exc: self.instrument_result.emit(name, f"FAILED: {exc}"),
+        )
+
+    def load_history(self, channel_id: str) -> None:
+        view = self.state.channel(channel_id)
+        if self.history_loader is None or not view.run_id:
+            self.status.emit("No stored history for this channel")
+            return
+        run_id = view.run_id
+        self.status.emit(f"Loading history of {run_id}…")
+        self.workers.submit(
+            self.history_loader,
+            run_id,
+            channel_id,
+            on_done=lambda samples: self.history_ready.emit(channel_id, list(samples)),
+            on_error=lambda exc: self.status.emit(f"Loading history failed: {exc}"),
+        )
+
+    def where_is(self, cell_id: str) -> str | None:
+        """Where a scanned cell already is (re-scan guard), or None when it is new."""
+        for channel_id, assigned in self.assigned.items():
+            if assigned == cell_id:
+                return f"assigned to {channel_id}"
+        for view in self.state.channels.values():
+            if view.cell_id == cell_id and view.state is not ChannelState.IDLE:
+                return f"on {view.channel_id} ({view.state.value})"
+        if cell_id in self.quarantine:
+            return "in quarantine"
+        return None
+
+    def intake(self, cell_id: str) -> None:
+        """Screen a scanned cell (worker) and assign it to a free channel or to quarantine."""
+        if self.screener is None:
+            self._place(cell_id, GateResult(True, "no intake screen configured"))
+            return
+        self.status.emit(f"Screening {cell_id}…")
+        self.workers.submit(
+            self.screener,
+            cell_id,
+            on_done=lambda result: self._place(cell_id, result),
+            on_error=lambda exc: self.intake_result.emit(f"{cell_id}: screen failed: {exc}", False),
+        )
+
+    def import_lot(self, path: str) -> None:
+        """Read (and store, when storage is attached) a lot file in a worker; all or nothing."""
+
+        def load() -> list[Cell]:
+            cells = read_lot_file(path)
+            if self.store_cells is not None:
+                self.store_cells(cells)
+            return cells
+
+        def done(cells: list[Cell]) -> None:
+            self.lot.update((cell.cell_id, cell) for cell in cells)
+            self.intake_result.emit(f"Lot imported: {len(cells)} cells from {path}", True)
+
+        def failed(exc: BaseException) -> None:
+            known = isinstance(exc, CellDataError | OSError | ValueError)
+            self.intake_result.emit(f"Lot not imported: {exc if known else repr(exc)}", False)
+
+        self.workers.submit(load, on_done=done, on_error=failed)
+
+    def place_lot(self, placed: list[tuple[Cell, str | None]]) -> int:
+        """Cells already sitting in channels (a simulated bench's lot): remember them and assign
+        each to its channel, ready for Enter to start. Returns how many were placed."""
+        count = 0
+        for cell, channel_id in placed:
+            self.lot[cell.cell_id] = cell
+            if channel_id is None or channel_id not in self.state.channels:
+                continue
+            self.assigned[channel_id] = cell.cell_id
+            self.state.channel(channel_id).cell_id = cell.cell_id
+            self._dirty.add(channel_id)
+            count += 1
+        return count
+
+    def describe_cell(self, cell_id: str) -> str:
+        cell = self.lot.get(cell_id)
+        if cell is None:
+            return "not in an imported lot"
+        rating = f"{cell.rated_capacity_ah:g} Ah" if cell.rated_capacity_ah else "no rating"
+        return f"lot {cell.lot or '?'}, {cell.chemistry or '?'} {rating}"
+
+    def _place(self, cell_id: str, gate: GateResult) -> None:
+        if not gate.passed:
+            self.quarantine.append(cell_id)
+            self.intake_result.emit(f"{cell_id}: {gate.summary} -> QUARANTINE", False)
+            return
+        free = [c for c in self.state.free_channels() if c not in self.assigned]
+        if not free:
+            self.intake_result.emit(f"{cell_id}: {gate.summary}; no free channel, set aside", False)
+            return
+        channel_id = free[0]
+        self.assigned[channel_id] = cell_id
+        view = self.state.channel(channel_id)
+        view.cell_id = cell_id
+        self._dirty.add(channel_id)
+        self.intake_result.emit(
+            f"{cell_id} ({self.describe_cell(cell_id)}): {gate.summary} -> {channel_id}", True
+        )
+
+    def start_assigned(self) -> None:
+        if not self.assigned:
+            self.status.emit("No cells assigned; scan a cell first")
+            return
+        for channel_id, cell_id in list(self.assigned.items()):
+            self.start_run(channel_id, cell_id)
+
+    def start_run(self, channel_id: str, cell_id: str) -> None:
+        if self.engine is None:
+            self.status.emit("No bench connected")
+            return
+        self.status.emit(f"Starting {cell_id} on {channel_id}…")
+        self.workers.submit(
+            self.engine.start_run,
+            channel_id,
+            cell_id,
+            self.recipe,
+            on_done=lambda run_id: self.status.emit(f"Run {run_id} started on {channel_id}"),
+            on_error=lambda exc: self._command_failed(f"start on {channel_id}", exc),
+        )
+
+    def pause(self, channel_id: str) -> None:
+        self._channel_command("pause", channel_id, paused=True)
+
+    def resume(self, channel_id: str) -> None:
+        self._channel_command("resume", channel_id, paused=False)
+
+    def abort(self, channel_id: str) -> None:
+        self._channel_command("abort", channel_id, paused=None)
+
+    def _channel_command(self, name: str, channel_id: str, *, paused: bool | None) -> None:
+        if self.engine is None:
+            return
+
+        def done(_result: Any) -> None:
+            if paused is not None:
+                self.state.set_paused(channel_id, paused)
+                self._dirty.add(channel_id)
+            self.status.emit(f"{name} {channel_id}: done")
+
+        self.workers.submit(
+            getattr(self.engine, name),
+            channel_id,
+            on_done=done,
+            on_error=lambda exc: self._command_failed(f"{name} {channel_id}", exc),
+        )
+
+    def _command_failed(self, what: str, exc: BaseException) -> None:
+        self.status.emit(f"{what} failed: {exc}")
+        self.intake_result.emit(f"{what} failed: {exc}", False)
+
+    def stop_all(self) -> None:
+        """Emergency stop: every channel, every output off, on the reserved worker thread."""
+        if self.engine is None:
+            self.stop_all_finished.emit(False, "no bench connected")
+            return
+        self.status.emit("STOP ALL sent…")
+        self.workers.submit(
+            self.engine.stop_all,
+            urgent=True,
+            on_done=lambda _r: self.stop_all_finished.emit(
+                True, "All channels stopped, outputs off"
+            ),
+            on_error=lambda exc: self.stop_all_finished.emit(False, f"STOP ALL FAILED: {exc}"),
+        )
+
+    def shutdown(self, *, stop_runs: bool, timeout_s: float = 10.0) -> bool:
+        """Stop taking events, optionally stop all runs, and end every worker; True if clean.
+
+        Called while the window closes; it may block up to ``timeout_s`` because the window is
+        going away anyway and leaving threads running would be worse.
+        """
+        self._refresh.stop()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        clean = True
+        if stop_runs and self.engine is not None:
+            future = self.workers.submit(self.engine.stop_all, urgent=True)
+            try:
+                future.result(timeout=timeout_s)
+            except Exception as exc:  # noqa: BLE001 - reported, shutdown goes on
+                self.status.emit(f"stop all during shutdown failed: {exc}")
+                clean = False
+        engine_shutdown = getattr(self.engine, "shutdown", None)
+        if engine_shutdown is not None:
+            future = self.workers.submit(engine_shutdown, timeout_s)
+            try:
+                future.result(timeout=timeout_s + 1)
+            except Exception as exc:  # noqa: BLE001 - reported, shutdown goes on
+                self.status.emit(f"engine shutdown failed: {exc}")
+                clean = False
+        return self.workers.shutdown(timeout_s) and clean

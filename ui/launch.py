@@ -1,0 +1,195 @@
+"""The ``station-gui`` entry point: the bench window around a real engine and storage.
+
+Everything the window needs from the station is wired here as callables the controller runs in
+worker threads: cell look-up at scan time, lot storage, run-time estimates, history reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+from station.clock import SystemClock
+from station.config import BenchConfig, ConfigError, load_bench, sim_lot
+from station.engine import Engine
+from station.recipes import estimate_duration_s, recipe_names, shipped_recipe
+from station.simbench import SimulatedBench
+from station.storage import Storage
+from ui.adapters import instruments_from_bench, recipe_info, storage_history
+from ui.app import APP_NAME, ORGANISATION, MainWindow
+from ui.controller import StationController
+from ui.engine_api import EngineLike, GateResult
+
+DEFAULT_RECIPE = "incoming-inspection"
+
+
+def build_station_window(
+    bench: BenchConfig,
+    storage: Storage,
+    engine: EngineLike,
+    *,
+    simulated: bool = False,
+    operator: str = "operator",
+    recipe: str = DEFAULT_RECIPE,
+    recipes: Sequence[str] | None = None,
+    settings: QtCore.QSettings | None = None,
+) -> MainWindow:
+    """The main window wired to ``engine`` and ``storage`` for ``bench`` (not yet connected)."""
+    names = list(recipes if recipes is not None else recipe_names())
+    if recipe not in names:
+        raise ValueError(f"recipe {recipe!r} is not one of {', '.join(names)}")
+
+    def screen(cell_id: str) -> GateResult:
+        # Finds the cell (imported with its lot) or creates it bare; a bare cell cannot start a
+        # run until its rated values are known, and the engine's pre-start check says so.
+        cell, created = storage.find_or_create_cell(cell_id, who=operator)
+        if created:
+            return GateResult(True, "new cell (not in an imported lot)")
+        rating = f"{cell.rated_capacity_ah:g} Ah" if cell.rated_capacity_ah else "no rating"
+        return GateResult(True, f"lot {cell.lot or '?'}, {cell.chemistry or '?'} {rating}")
+
+    def estimate(cell_id: str, recipe_name: str) -> float | None:
+        cell = storage.get_cell(cell_id)
+        if cell is None or recipe_name not in names:
+            return None
+        return estimate_duration_s(shipped_recipe(recipe_name), cell)
+
+    controller = StationController(
+        engine,
+        list(bench.channels),
+        recipe=recipe,
+        history_loader=storage_history(storage),
+        screener=screen,
+        store_cells=lambda cells: storage.add_cells(cells, who=operator),
+        estimate_s=estimate,
+    )
+    window = MainWindow(
+        simulated=simulated,
+        controller=controller,
+        settings=settings,
+        bench_name=bench.name,
+        instruments=instruments_from_bench(bench),
+        recipes=[recipe_info(shipped_recipe(name)) for name in names],
+    )
+    controller.setParent(window)
+    window.recipes_view.list.setCurrentRow(names.index(recipe))
+    return window
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="station-gui", description="Open the bench GUI.")
+    parser.add_argument(
+        "--sim",
+        action="store_true",
+        help="run against a simulated bench (SIMULATED is shown everywhere)",
+    )
+    parser.add_argument("--bench", help="bench TOML file (default: the last bench opened)")
+    parser.add_argument("--db", help="station database file (default: in the user data folder)")
+    parser.add_argument("--recipe", default="incoming-inspection", help="recipe for new runs")
+    parser.add_argument("--operator", default="operator", help="who is at the bench")
+    parser.add_argument(
+        "--speed", type=float, default=60.0, help="with --sim: simulated seconds per wall second"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="with --sim: seed of the simulated lot")
+    return parser
+
+
+def default_db_path(name: str) -> Path:
+    folder = Path(
+        QtCore.QStandardPaths.writableLocation(
+            QtCore.QStandardPaths.StandardLocation.AppDataLocation
+        )
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def open_simulated_bench(args: argparse.Namespace, settings: QtCore.QSettings) -> MainWindow:
+    """Start ``python -m hardware_sim`` (through station.simbench), import its seeded lot, place
+    each cell on the channel holding it and connect in a worker; Enter starts the lot.
+
+    Simulated data goes to its own database (``simulated.db`` unless ``--db``), never the bench's.
+    """
+    sim = SimulatedBench(speed=args.speed, seed=args.seed)
+    storage = Storage(args.db or default_db_path("simulated.db"), sim.clock)
+    try:
+        engine = Engine(sim.bench, storage, sim.clock, operator=args.operator)
+        placed = sim_lot(sim.launch, sim.bench)
+        new = [cell for cell, _ in placed if storage.get_cell(cell.cell_id) is None]
+        if new:
+            storage.add_cells(new, who=args.operator, why="simulated lot")
+        window = build_station_window(
+            sim.bench,
+            storage,
+            engine,
+            simulated=True,
+            operator=args.operator,
+            recipe=args.recipe,
+            settings=settings,
+        )
+    except BaseException:
+        storage.close()
+        sim.close()
+        raise
+    window.after_shutdown += [storage.close, sim.close]
+    window.setProperty("simulator_pid", sim.process.pid)
+    window.setProperty("simulator_port", sim.launch.control_port)
+    count = window.controller.place_lot(placed)
+    window.intake.show_result(
+        f"Simulated lot (seed {args.seed}): {count} cells placed; press Enter to start them", True
+    )
+    window.controller.connect_bench()
+    return window
+
+
+def open_bench(args: argparse.Namespace, settings: QtCore.QSettings) -> QtWidgets.QMainWindow:
+    """The window for the bench named on the command line or opened last; errors in the window."""
+    if args.sim and not args.bench:
+        try:
+            return open_simulated_bench(args, settings)
+        except (OSError, RuntimeError, ConfigError) as exc:
+            window = MainWindow(simulated=True, settings=settings)
+            window.banner.add(f"The simulated bench did not start: {exc}")
+            return window
+    bench_path = args.bench or str(settings.value("bench/last_path", "") or "")
+    if not bench_path:
+        window = MainWindow(simulated=args.sim, settings=settings)
+        window.statusBar().showMessage("No bench: start with --bench <bench.toml>")
+        return window
+    try:
+        bench = load_bench(bench_path)
+    except (OSError, ConfigError) as exc:
+        window = MainWindow(simulated=args.sim, settings=settings)
+        window.banner.add(f"Bench {bench_path} not loaded: {exc}")
+        return window
+    db_path = args.db or default_db_path("station.db")
+    clock = SystemClock()
+    storage = Storage(db_path, clock)
+    engine = Engine(bench, storage, clock, operator=args.operator)
+    window = build_station_window(
+        bench,
+        storage,
+        engine,
+        simulated=args.sim,
+        operator=args.operator,
+        recipe=args.recipe,
+        settings=settings,
+    )
+    settings.setValue("bench/last_path", str(bench_path))
+    window.after_shutdown.append(storage.close)
+    window.controller.connect_bench()
+    return window
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(ORGANISATION)
+    window = open_bench(args, QtCore.QSettings(ORGANISATION, APP_NAME))
+    window.show()
+    return app.exec()

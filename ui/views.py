@@ -1,0 +1,230 @@
+"""Instruments, recipes and batch-results views."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from ui.engine_api import GradeView, InstrumentInfo, RecipeInfo
+from ui.state import format_duration, grade_colour
+
+ItemRole = QtCore.Qt.ItemDataRole
+
+
+def calibration_overdue(due_iso: str, today: dt.date) -> bool:
+    """True when ``due_iso`` (YYYY-MM-DD) is before ``today``; unknown dates count as overdue."""
+    try:
+        return dt.date.fromisoformat(due_iso) < today
+    except ValueError:
+        return True
+
+
+class InstrumentsView(QtWidgets.QWidget):
+    """Configured instruments: identity, connection state, calibration due."""
+
+    test_requested = QtCore.Signal(str)
+
+    COLUMNS = ("Instrument", "Address", "Identity", "Connection", "Calibration due")
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.table = QtWidgets.QTableWidget(0, len(self.COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.test_button = QtWidgets.QPushButton("Test connection")
+        self.test_button.clicked.connect(self._test_selected)
+        self.status = QtWidgets.QLabel("")
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.table)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.test_button)
+        row.addWidget(self.status, 1)
+        layout.addLayout(row)
+        self.instruments: list[InstrumentInfo] = []
+
+    def set_instruments(self, instruments: Sequence[InstrumentInfo], today: dt.date) -> None:
+        self.instruments = list(instruments)
+        self.table.setRowCount(len(self.instruments))
+        for row, info in enumerate(self.instruments):
+            values = (
+                info.name,
+                info.address,
+                info.identity or "not identified",
+                "connected" if info.connected else "not connected",
+                info.calibration_due or "unknown",
+            )
+            for col, text in enumerate(values):
+                item = QtWidgets.QTableWidgetItem(text)
+                if col == 3:
+                    item.setForeground(QtGui.QColor("#2e7d32" if info.connected else "#c62828"))
+                if col == 4 and calibration_overdue(info.calibration_due, today):
+                    item.setBackground(QtGui.QColor("#ffcdd2"))
+                    item.setText(f"{text} (OVERDUE)")
+                self.table.setItem(row, col, item)
+        self.table.resizeColumnsToContents()
+
+    def _test_selected(self) -> None:
+        row = self.table.currentRow()
+        if 0 <= row < len(self.instruments):
+            self.status.setText(f"Testing {self.instruments[row].name}…")
+            self.test_requested.emit(self.instruments[row].name)
+
+
+class RecipesView(QtWidgets.QWidget):
+    """Pick a recipe; see its steps, grading profile and estimated duration.
+
+    ``recipe_chosen(name)`` is emitted when the technician picks one; new runs use it.
+    """
+
+    recipe_chosen = QtCore.Signal(str)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.list = QtWidgets.QListWidget()
+        self.details = QtWidgets.QPlainTextEdit()
+        self.details.setReadOnly(True)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.details, 2)
+        self.recipes: list[RecipeInfo] = []
+        self.list.currentRowChanged.connect(self._show)
+
+    def set_recipes(self, recipes: Sequence[RecipeInfo]) -> None:
+        self.recipes = list(recipes)
+        self.list.clear()
+        for recipe in self.recipes:
+            duration = recipe.estimated_duration_s
+            self.list.addItem(
+                recipe.name if duration is None else f"{recipe.name}  ({format_duration(duration)})"
+            )
+        if self.recipes:
+            self.list.setCurrentRow(0)
+
+    def selected(self) -> RecipeInfo | None:
+        row = self.list.currentRow()
+        return self.recipes[row] if 0 <= row < len(self.recipes) else None
+
+    def _show(self, row: int) -> None:
+        if not 0 <= row < len(self.recipes):
+            self.details.clear()
+            return
+        recipe = self.recipes[row]
+        self.recipe_chosen.emit(recipe.name)
+        lines = [
+            f"Recipe: {recipe.name}",
+            f"Grading profile: {recipe.profile or 'default'}",
+            "Estimated duration: "
+            + (
+                "depends on the cell's rated values"
+                if recipe.estimated_duration_s is None
+                else format_duration(recipe.estimated_duration_s)
+            ),
+            "",
+            "Steps:",
+        ]
+        lines += [f"  {index}. {step}" for index, step in enumerate(recipe.steps, start=1)]
+        lines += [f"{key}: {value}" for key, value in recipe.extra.items()]
+        self.details.setPlainText("\n".join(lines))
+
+
+class BatchResultsModel(QtCore.QAbstractTableModel):
+    """One row per graded cell; figure columns follow the first grade's figure names."""
+
+    BASE = ("Cell", "Grade", "Bin", "Run")
+
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[GradeView] = []
+        self.figure_columns: list[tuple[str, str]] = []
+
+    def rowCount(self, parent: Any = QtCore.QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: Any = QtCore.QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
+        return 0 if parent.isValid() else len(self.BASE) + len(self.figure_columns)
+
+    def headerData(  # noqa: N802 - Qt API
+        self, section: int, orientation: QtCore.Qt.Orientation, role: int = ItemRole.DisplayRole
+    ) -> Any:
+        if role != ItemRole.DisplayRole or orientation != QtCore.Qt.Orientation.Horizontal:
+            return None
+        if section < len(self.BASE):
+            return self.BASE[section]
+        name, unit = self.figure_columns[section - len(self.BASE)]
+        return f"{name} ({unit})" if unit else name
+
+    def _value(self, grade: GradeView, column: int) -> Any:
+        if column < len(self.BASE):
+            return (grade.cell_id, grade.grade, grade.bin, grade.run_id)[column]
+        name, _unit = self.figure_columns[column - len(self.BASE)]
+        for figure_name, value, _ in grade.figures:
+            if figure_name == name:
+                return value
+        return None
+
+    def data(self, index: Any, role: int = ItemRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        grade = self.rows[index.row()]
+        value = self._value(grade, index.column())
+        if role == ItemRole.DisplayRole:
+            if value is None:
+                return ""
+            return f"{value:.4g}" if isinstance(value, float) else str(value)
+        if role == ItemRole.UserRole:
+            # Sort key: numbers as numbers, missing values last.
+            return float("inf") if value is None else value
+        if role == ItemRole.BackgroundRole and index.column() == 1:
+            return QtGui.QColor(grade_colour(grade.grade))
+        if role == ItemRole.ForegroundRole and index.column() == 1:
+            return QtGui.QColor("white")
+        return None
+
+    def add(self, grade: GradeView) -> None:
+        for row, existing in enumerate(self.rows):
+            if existing.run_id == grade.run_id:
+                self.rows[row] = grade
+                self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
+                return
+        new_columns = [
+            (name, unit)
+            for name, _value, unit in grade.figures
+            if (name, unit) not in self.figure_columns
+        ]
+        if new_columns:
+            self.beginResetModel()
+            self.figure_columns += new_columns
+            self.rows.append(grade)
+            self.endResetModel()
+            return
+        self.beginInsertRows(QtCore.QModelIndex(), len(self.rows), len(self.rows))
+        self.rows.append(grade)
+        self.endInsertRows()
+
+
+class BatchView(QtWidgets.QWidget):
+    """Sortable, filterable batch results table (filter matches cell, grade or bin)."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = BatchResultsModel(self)
+        self.proxy = QtCore.QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(ItemRole.UserRole)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterCaseSensitivity(QtCore.Qt.CaseSensitivity.CaseInsensitive)
+        self.filter = QtWidgets.QLineEdit()
+        self.filter.setPlaceholderText("Filter (cell, grade, bin)")
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.table = QtWidgets.QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.filter)
+        layout.addWidget(self.table)
