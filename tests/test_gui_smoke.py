@@ -5,11 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+from PySide6 import QtCore
+
 from ui.app import MainWindow
 
 
-def test_main_window_opens_and_closes(qtbot) -> None:
-    window = MainWindow()
+@pytest.fixture
+def settings(tmp_path) -> QtCore.QSettings:
+    # Never write the user's real settings from a test.
+    return QtCore.QSettings(str(tmp_path / "station.ini"), QtCore.QSettings.Format.IniFormat)
+
+
+def test_main_window_opens_and_closes(qtbot, settings) -> None:
+    window = MainWindow(settings=settings)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)
@@ -19,8 +28,8 @@ def test_main_window_opens_and_closes(qtbot) -> None:
     assert not window.isVisible()
 
 
-def test_simulated_mode_is_marked_in_title_and_status_bar(qtbot) -> None:
-    window = MainWindow(simulated=True)
+def test_simulated_mode_is_marked_in_title_and_status_bar(qtbot, settings) -> None:
+    window = MainWindow(simulated=True, settings=settings)
     qtbot.addWidget(window)
     assert "SIMULATED" in window.windowTitle()
     assert window.mode_label.text() == "SIMULATED"
