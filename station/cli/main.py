@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "station.cli.cmd_eis_fit",
     "station.cli.cmd_verify",
     "station.cli.cmd_sim",
+    "station.cli.cmd_run",
 )
 
 
