@@ -14,7 +14,7 @@ from typing import Any
 
 import platformdirs
 
-APP_NAME = "battery-station"
+APP_NAME = "cell-grading-station"  # the same directory as the station key (passport.signing)
 
 
 def default_db_path() -> Path:

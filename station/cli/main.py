@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "station.cli.cmd_verify",
     "station.cli.cmd_sim",
     "station.cli.cmd_run",
+    "station.cli.cmd_doctor",
 )
 
 
