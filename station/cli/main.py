@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "station.cli.cmd_sim",
     "station.cli.cmd_run",
     "station.cli.cmd_doctor",
+    "station.cli.cmd_import",
+    "station.cli.cmd_match",
 )
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -7,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from station.cli.main import main
 from station.config import preset_text
 
 LOT_HEADER = (
@@ -43,3 +46,14 @@ def station(*args: str | Path, timeout_s: float = 120) -> subprocess.CompletedPr
         timeout=timeout_s,
         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run ``station ...`` in this process (fast; for commands that need no signals)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as stop:  # argparse usage errors
+            code = stop.code if isinstance(stop.code, int) else 2
+    return subprocess.CompletedProcess(list(map(str, args)), code, out.getvalue(), err.getvalue())
