@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import lot_csv, station
 
 
@@ -128,3 +130,45 @@ def test_ctrl_c_stops_with_outputs_off_and_the_lot_resumes(
     completed = sorted(r[0] for r in after if r[2] == "completed")
     assert completed == ["C1", "C2", "C3"]
     assert all(r[2] in ("aborted", "completed") for r in after)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the simulator via /proc")
+def test_crash_mid_run_is_held_and_continued_by_the_next_run(
+    tmp_path: Path, bench_file: Path, lot_file: Path
+) -> None:
+    """SIGKILL leaves runs without an end; the next ``station run`` holds them with outputs off
+    (Engine.resume_after_crash) and continues them at their checkpoint instead of restarting."""
+    db, log = tmp_path / "st.db", tmp_path / "run.log"
+    base = ["run", "--bench", str(bench_file), "--recipe", "fast-triage", "--lot", str(lot_file)]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "station", *base, "--db", str(db), "--log", str(log),
+         "--sim-speed", "30", "--progress-every", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )  # fmt: skip
+    assert child.stdout is not None
+    started = set()
+    for line in child.stdout:
+        if "step 3" in line:
+            started.add(line.split(":")[0])
+        if len(started) == 3:
+            break
+    simulators = [
+        int(pid)
+        for children in Path(f"/proc/{child.pid}/task").glob("*/children")
+        for pid in children.read_text().split()
+    ]
+    child.kill()
+    child.wait(30)
+    for pid in simulators:
+        os.kill(pid, signal.SIGTERM)
+    before = _runs(db)
+    assert sorted(r[0] for r in before) == ["C1", "C2", "C3"]
+    assert all(r[2] is None for r in before)  # no run ended: the crash interrupted them all
+
+    resumed = station(*base, "--db", db, "--log", log)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.count("continued at step") == 3
+    after = _runs(db)
+    assert len(after) == 3  # continued, not restarted as new runs
+    assert all(r[2] == "completed" for r in after)
