@@ -66,19 +66,31 @@ def _positive(value: int, flag: str) -> None:
 
 def lot_metrics(conn: sqlite3.Connection, lot: str) -> tuple[list[CellMetrics], list[str]]:
     """Figures of every cell of ``lot`` with a completed run, and the IDs of those without."""
+    ids = [r[0] for r in conn.execute("SELECT cell_id FROM cells WHERE lot = ?", (lot,))]
+    return stored_metrics(conn, sorted(ids))
+
+
+def stored_metrics(
+    conn: sqlite3.Connection, cell_ids: list[str]
+) -> tuple[list[CellMetrics], list[str]]:
+    """Figures of each cell from its latest completed run's stored samples and ACIR/OCV
+    measurements, and the IDs of the cells without a completed run."""
     # The grading core pulls in scipy: imported here so other commands start fast.
     from station.grading.metrics import CellInputs, cell_metrics
     from station.grading.results import Figure
     from station.grading.soh import Reference
     from station.grading.timeseries import TimeSeries
 
-    cells = conn.execute(
-        "SELECT cell_id, chemistry, rated_capacity_ah, bol_resistance_ohm FROM cells"
-        " WHERE lot = ? ORDER BY cell_id",
-        (lot,),
-    ).fetchall()
+    cells = [
+        conn.execute(
+            "SELECT cell_id, chemistry, rated_capacity_ah, bol_resistance_ohm FROM cells"
+            " WHERE cell_id = ?",
+            (cell_id,),
+        ).fetchone()
+        for cell_id in cell_ids
+    ]
     metrics, without = [], []
-    for cell_id, chemistry, rated_ah, bol_ohm in cells:
+    for cell_id, chemistry, rated_ah, bol_ohm in filter(None, cells):
         run = conn.execute(
             "SELECT run_pk FROM runs WHERE cell_id = ? AND outcome = 'completed'"
             " ORDER BY ended_t_s DESC, run_pk DESC LIMIT 1",

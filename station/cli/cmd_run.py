@@ -313,7 +313,7 @@ def _drive(
             return 130
     finally:
         signal.signal(signal.SIGINT, previous)
-    return _summary(lot_ids, done_before, refused, tally, storage)
+    return _summary(lot_ids, done_before, refused, tally, storage, args.profile)
 
 
 def _wait(
@@ -339,14 +339,32 @@ def _wait(
             _say(f"overall: {done}/{tally.total} finished, {running} running")
 
 
+def _grades(storage: Storage, cell_ids: list[str], profile_name: str) -> dict[str, str]:
+    """Grades under the profile of the cells with a completed run, from the stored data."""
+    from station.cli.cmd_match import stored_metrics
+    from station.grading.profiles import grade_batch, load_profile
+
+    try:
+        with storage.reader() as conn:
+            cells, _without = stored_metrics(conn, cell_ids)
+        grades, _report = grade_batch(cells, load_profile(profile_name))
+    except ValueError as error:  # stored data a figure cannot be computed from
+        log.warning("grading under %s failed: %s", profile_name, error)
+        _say(f"grading under {profile_name} failed: {error}")
+        return {}
+    return {g.cell_id: g.outcome for g in grades}
+
+
 def _summary(
     lot_ids: list[str],
     done_before: set[str],
     refused: dict[str, str],
     tally: _Tally,
     storage: Storage,
+    profile: str | None,
 ) -> int:
     storage.flush()
+    grades = _grades(storage, lot_ids, profile) if profile else {}
     finished = 0
     _say("summary:")
     for cell_id in lot_ids:
@@ -360,7 +378,8 @@ def _summary(
         else:
             status, reason = "not finished", ""
         finished += status == "completed"
-        _say(f"  {cell_id}\t{status}\t{reason}")
+        grade = f"\tgrade {grades[cell_id]}" if cell_id in grades else ""
+        _say(f"  {cell_id}\t{status}\t{reason}{grade}")
     _say(f"{finished}/{len(lot_ids)} cells completed")
     if finished != len(lot_ids):
         print(

@@ -29,9 +29,13 @@ def test_run_completes_lot_and_second_run_skips_it(
 ) -> None:
     db, log = tmp_path / "st.db", tmp_path / "run.log"
     args = ("run", "--bench", bench_file, "--recipe", "fast-triage", "--lot", lot_file)
-    done = station(*args, "--db", db, "--log", log)
+    done = station(*args, "--db", db, "--log", log, "--profile", "second-life")
     assert done.returncode == 0, done.stderr
     assert "3/3 cells completed" in done.stdout
+    # The lot file carries no intake checklist (damage, traceability) and triage holds no OCV
+    # for days, so the second-life gates can only say RETEST: never a bin, never a reject.
+    for cell_id in ("C1", "C2", "C3"):
+        assert f"  {cell_id}\tcompleted\trecipe completed\tgrade RETEST" in done.stdout
     for channel in ("ch01", "ch02", "ch03"):
         assert f"{channel}: " in done.stdout  # per-channel progress lines
     runs = _runs(db)
