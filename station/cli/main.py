@@ -20,6 +20,10 @@ COMMAND_MODULES = (
     "station.cli.cmd_eis_fit",
     "station.cli.cmd_verify",
     "station.cli.cmd_sim",
+    "station.cli.cmd_run",
+    "station.cli.cmd_doctor",
+    "station.cli.cmd_import",
+    "station.cli.cmd_match",
 )
 
 
