@@ -44,12 +44,17 @@ from station.events import (
     StepEnded,
     StepStarted,
 )
-from station.storage.schema import MIGRATIONS
+from station.storage.schema import MIGRATIONS, SEQ_BITS, SEQ_LIMIT
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 GENESIS_HASH = "0" * 64
 MAX_BATCH_ROWS = 200_000
+# Page cache of the writer connection (KiB). A batch's dirty pages must fit: when they spill,
+# SQLite writes them to the WAL mid-transaction and rewrites them at commit (ADR 0007).
+WRITER_CACHE_KIB = 65_536
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+DRAIN_CHECK_EVERY = 1024
 
 
 class StorageError(RuntimeError):
@@ -193,8 +198,16 @@ class Storage:
         batch_interval_s: float = 1.0,
         on_commit: Callable[[dict[str, int]], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        synchronous: str = "FULL",
     ) -> None:
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise StorageError(
+                f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got {synchronous!r}"
+            )
         self.path = str(path)
+        # FULL survives power loss; NORMAL (in WAL) survives application crashes and kill -9 but
+        # may lose the last commits on power loss (ADR 0007).
+        self.synchronous = synchronous
         self.clock = clock
         self.batch_interval_s = batch_interval_s
         self.on_commit = on_commit
@@ -237,7 +250,8 @@ class Storage:
                 f"{self.path} is on a network filesystem ({fs_type}); use a local disk"
             )
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
         conn.execute("PRAGMA foreign_keys = ON")
         if str(mode).lower() != "wal":
             raise StorageError(f"{self.path}: the database refused WAL mode (got {mode!r})")
@@ -254,6 +268,15 @@ class Storage:
             raise StorageError(
                 f"{self.path}: schema version {max(applied)} is newer than this station ({newest})"
             )
+        if applied and 2 not in applied:
+            bad = conn.execute(
+                "SELECT run_pk, seq FROM samples WHERE seq < 0 OR seq >= ? LIMIT 1", (SEQ_LIMIT,)
+            ).fetchone()
+            if bad is not None:
+                raise StorageError(
+                    f"{self.path}: samples row run_pk={bad[0]} seq={bad[1]} is outside "
+                    f"0..{SEQ_LIMIT - 1}; migration 2 cannot key it"
+                )
         for version, name, script in MIGRATIONS:
             if version in applied:
                 continue
@@ -279,6 +302,7 @@ class Storage:
                 continue
             batch: list[Event] = []
             specials: list[Any] = []
+            get_nowait = self._queue.get_nowait
             deadline = time.monotonic() + self.batch_interval_s
             stop = False
             while True:
@@ -290,6 +314,14 @@ class Storage:
                     batch.append(item)
                 if stop or specials or len(batch) >= MAX_BATCH_ROWS:
                     break
+                # Ingest hot path: take what is already queued without a timed wait, reading
+                # the clock only every DRAIN_CHECK_EVERY events (ADR 0007).
+                if len(batch) % DRAIN_CHECK_EVERY:
+                    try:
+                        item = get_nowait()
+                        continue
+                    except queue.Empty:
+                        pass
                 # Batch by wall time: commit cadence is about disk durability, not test time.
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -381,13 +413,14 @@ class Storage:
                 # The sample path is the hot loop of ingest: kept inline on purpose.
                 if type(event) is Sample:
                     seq = event.seq
-                    if seq <= state.last_seq:
+                    if seq <= state.last_seq or seq >= SEQ_LIMIT:
                         conn.execute(
                             "INSERT INTO faults (run_pk, kind, message, t_s) VALUES (?, ?, ?, ?)",
                             (
                                 state.run_pk,
                                 "duplicate_sample",
-                                f"sample seq {seq} is not after {state.last_seq}; dropped",
+                                f"sample seq {seq} is not after {state.last_seq}"
+                                f" or not below {SEQ_LIMIT}; dropped",
                                 event.t_s,
                             ),
                         )
@@ -408,8 +441,7 @@ class Storage:
                     state.state = "running"
                     append(
                         (
-                            state.run_pk,
-                            seq,
+                            (state.run_pk << SEQ_BITS) | seq,
                             t_s,
                             event.step_index,
                             voltage,
@@ -463,7 +495,11 @@ class Storage:
 
     @staticmethod
     def _insert_samples(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-        conn.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO samples (sample_key, t_s, step_index, voltage_v, current_a,"
+            " temperature_c) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
     def _apply_event(self, conn: sqlite3.Connection, state: _RunState, event: Event) -> None:
         pk = state.run_pk
@@ -913,10 +949,15 @@ class Storage:
     def samples(self, run_id: str) -> list[tuple[int, float, int, float, float, float | None]]:
         """All samples of a run: ``(seq, t_s, step_index, voltage_v, current_a, temperature_c)``."""
         with self.reader() as conn:
+            row = conn.execute("SELECT run_pk FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return []
+            first = row[0] << SEQ_BITS
+            # A key range, not ``run_pk = ?``: the virtual column has no index.
             return conn.execute(
-                "SELECT s.seq, s.t_s, s.step_index, s.voltage_v, s.current_a, s.temperature_c"
-                " FROM samples s JOIN runs r USING (run_pk) WHERE r.run_id = ? ORDER BY s.seq",
-                (run_id,),
+                "SELECT seq, t_s, step_index, voltage_v, current_a, temperature_c FROM samples"
+                " WHERE sample_key BETWEEN ? AND ? ORDER BY sample_key",
+                (first, first + SEQ_LIMIT - 1),
             ).fetchall()
 
     def followups_due(self, before_t_s: float | None = None) -> list[tuple[str, str, float]]:

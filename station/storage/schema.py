@@ -219,6 +219,32 @@ CREATE TABLE audit (
 );
 """
 
+# Ingest speed (ADR 0007): the WITHOUT ROWID (run_pk, seq) table cost a wide composite-key
+# b-tree per row. Samples now live in a rowid table keyed by one integer,
+# ``sample_key = (run_pk << 32) | seq``, so the key is unique exactly when (run_pk, seq) is and
+# no second index is kept; ``run_pk`` and ``seq`` remain queryable as virtual columns.
+SEQ_BITS = 32
+SEQ_LIMIT = 1 << SEQ_BITS
+
+_V2 = f"""
+CREATE TABLE samples_v2 (
+    sample_key INTEGER PRIMARY KEY,
+    t_s REAL NOT NULL,
+    step_index INTEGER NOT NULL,
+    voltage_v REAL NOT NULL,
+    current_a REAL NOT NULL,
+    temperature_c REAL,
+    run_pk INTEGER GENERATED ALWAYS AS (sample_key >> {SEQ_BITS}) VIRTUAL,
+    seq INTEGER GENERATED ALWAYS AS (sample_key & {SEQ_LIMIT - 1}) VIRTUAL
+);
+INSERT INTO samples_v2 (sample_key, t_s, step_index, voltage_v, current_a, temperature_c)
+SELECT (run_pk << {SEQ_BITS}) | seq, t_s, step_index, voltage_v, current_a, temperature_c
+FROM samples ORDER BY run_pk, seq;
+DROP TABLE samples;
+ALTER TABLE samples_v2 RENAME TO samples;
+"""
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", _V1 + "".join(_append_only(t) for t in APPEND_ONLY_TABLES)),
+    (2, "samples keyed by one integer", _V2 + _append_only("samples")),
 )
