@@ -7,8 +7,12 @@ loopback, like an instrument on the lab network.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
+from types import FrameType
+
+STOP_GRACE_S = 15.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "hardware_sim", "--bench", args.bench]
     for flag, value in (("--speed", args.speed), ("--seed", args.seed), ("--cells", args.cells)):
@@ -35,7 +43,19 @@ def run(args: argparse.Namespace) -> int:
             command += [flag, str(value)]
     if args.pty:
         command.append("--pty")
+    # A service manager stops us with SIGTERM; treat it like Ctrl-C so the simulator is stopped
+    # cleanly (its own SIGINT handler closes its ports) instead of being orphaned.
+    signal.signal(signal.SIGTERM, _interrupt)
+    simulator = subprocess.Popen(command)
     try:
-        return subprocess.call(command)
+        return simulator.wait()
     except KeyboardInterrupt:
-        return 0
+        # A terminal's Ctrl-C reaches the whole process group; a signal sent to this process
+        # alone does not, so pass it on.
+        simulator.send_signal(signal.SIGINT)
+        try:
+            return simulator.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            simulator.kill()
+            simulator.wait()
+            return 1
