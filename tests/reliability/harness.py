@@ -57,14 +57,16 @@ QUICK_CABINET = {"timeout_s": 0.5, "reconnect_attempts": 1, "reconnect_backoff_s
 
 
 @contextmanager
-def inprocess_bench(*, speed: float, seed: int) -> Iterator[InProcessBench]:
+def inprocess_bench(
+    *, speed: float, seed: int, cabinet_settings: dict[str, Any] | None = None
+) -> Iterator[InProcessBench]:
     bench = build_bench(load_description("demo"), seed=seed, speed=speed, skip_unknown=True)
     running = RunningBench.start(bench)
     try:
         launch = parse_sim_launch(json.dumps(running.describe()))
         config = bench_from_sim_launch(launch, "sim-demo")
         cabinet = config.instruments["cabinet"]
-        settings = {**cabinet.settings, **QUICK_CABINET}
+        settings = {**cabinet.settings, **(cabinet_settings or QUICK_CABINET)}
         instruments = {**config.instruments, "cabinet": replace(cabinet, settings=settings)}
         yield InProcessBench(running, launch, replace(config, instruments=instruments))
     finally:
