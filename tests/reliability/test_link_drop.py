@@ -9,6 +9,7 @@ import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ class RowCounter:
         self.previous: list[tuple[float, float]] = []
         original = channel.start
 
-        def start(*args, **kwargs):  # type: ignore[no-untyped-def]
+        def start(*args: Any, **kwargs: Any) -> None:
             self.previous += self._keys()
             original(*args, **kwargs)
 
