@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -89,12 +90,15 @@ def run_batch(
     channels: int,
     during: Callable[[Engine, Batch], None],
     timeout_s: float = 90.0,
+    storage_errors: list[str] | None = None,
 ) -> Batch:
     """Start ``recipe`` on the first ``channels`` placed cells, call ``during`` (the fault) while
     they run, wait for every run to end and shut the engine down."""
     batch = Batch()
     clock = sim.launch.clock()
-    storage = Storage(db, clock)
+    storage = Storage(
+        db, clock, on_error=storage_errors.append if storage_errors is not None else None
+    )
     engine = Engine(sim.config, storage, clock, operator="reliability")
 
     def record(event: Event) -> None:
@@ -141,3 +145,56 @@ def insane(row: tuple[Any, ...]) -> bool:
     return temperature is not None and not (
         math.isfinite(temperature) and SANE_TEMPERATURE_C[0] <= temperature <= SANE_TEMPERATURE_C[1]
     )
+
+
+class RowCounter:
+    """Rows a simulated channel recorded over all its starts (``start`` clears ``rows``)."""
+
+    def __init__(self, channel: SimChannel) -> None:
+        self.channel = channel
+        self.previous: list[tuple[float, float]] = []
+        original = channel.start
+
+        def start(*args: Any, **kwargs: Any) -> None:
+            self.previous += self._keys()
+            original(*args, **kwargs)
+
+        channel.start = start  # type: ignore[method-assign]
+
+    def _keys(self) -> list[tuple[float, float]]:
+        return [_key(r.voltage_v, r.current_a) for r in self.channel.rows]
+
+    def rows(self) -> list[tuple[float, float]]:
+        return self.previous + self._keys()
+
+
+def _key(voltage_v: float, current_a: float) -> tuple[float, float]:
+    # A row's identity as both sides see it: the station re-bases the cabinet's timestamps, but
+    # voltage and current arrive as the cabinet formatted them (0.1 mV, 0.1 mA).
+    return (round(voltage_v, 4), round(current_a, 4))
+
+
+def unmatched(
+    recorded: list[tuple[float, float]], stored: list[tuple[float, float]]
+) -> tuple[int, int]:
+    """(cabinet rows never stored, stored samples the cabinet never recorded or stored twice).
+
+    The cabinet writes one more row when the station stops the channel after the run: never part
+    of the run, so one unmatched cabinet row per run is not a loss."""
+    missing = sum((Counter(recorded) - Counter(stored)).values())
+    return max(0, missing - 1), sum((Counter(stored) - Counter(recorded)).values())
+
+
+def stored_keys(db: Path, run_id: str) -> list[tuple[float, float]]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [
+            _key(v, i)
+            for v, i in conn.execute(
+                "SELECT s.voltage_v, s.current_a FROM samples s JOIN runs r USING (run_pk)"
+                " WHERE r.run_id = ? ORDER BY s.seq",
+                (run_id,),
+            )
+        ]
+    finally:
+        conn.close()

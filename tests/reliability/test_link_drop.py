@@ -7,49 +7,19 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from hardware_sim.devices.neware_bts import SimChannel
 from station.engine import Engine
 from station.events import RunOutcome
 
-from .harness import Batch, inprocess_bench, run_batch
+from .harness import Batch, RowCounter, inprocess_bench, run_batch, stored_keys, unmatched
 
 # Steps the station runs on the meters, not the cabinet (no cabinet start for these).
 METER_STEPS = ("acir", "eis")
 # Reconnect at once and a few times: a dropped link comes back within one poll period.
 RECONNECTING = {"timeout_s": 0.5, "reconnect_attempts": 5, "reconnect_backoff_s": 0.005}
-
-
-class RowCounter:
-    """Rows a simulated channel recorded over all its starts (``start`` clears ``rows``)."""
-
-    def __init__(self, channel: SimChannel) -> None:
-        self.channel = channel
-        self.previous: list[tuple[float, float]] = []
-        original = channel.start
-
-        def start(*args: Any, **kwargs: Any) -> None:
-            self.previous += self._keys()
-            original(*args, **kwargs)
-
-        channel.start = start  # type: ignore[method-assign]
-
-    def _keys(self) -> list[tuple[float, float]]:
-        return [_key(r.voltage_v, r.current_a) for r in self.channel.rows]
-
-    def rows(self) -> list[tuple[float, float]]:
-        return self.previous + self._keys()
-
-
-def _key(voltage_v: float, current_a: float) -> tuple[float, float]:
-    # A row's identity as both sides see it: the station re-bases the cabinet's timestamps, but
-    # voltage and current arrive as the cabinet formatted them (0.1 mV, 0.1 mA).
-    return (round(voltage_v, 4), round(current_a, 4))
 
 
 def _link_drops(tmp_path: Path, *, drops: int, seed: int, speed: float) -> None:
@@ -82,22 +52,16 @@ def _link_drops(tmp_path: Path, *, drops: int, seed: int, speed: float) -> None:
         for channel_id, run_id in batch.runs.items():
             pk = conn.execute("SELECT run_pk FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
             seqs = [r[0] for r in conn.execute("SELECT seq FROM samples WHERE run_pk = ?", (pk,))]
-            stored = [
-                _key(t, v)
-                for t, v in conn.execute(
-                    "SELECT voltage_v, current_a FROM samples WHERE run_pk = ? ORDER BY seq", (pk,)
-                )
-            ]
+            stored = stored_keys(db, run_id)
             began = conn.execute(
                 "SELECT count(*) FROM step_events WHERE run_pk = ? AND event = 'started'"
                 f" AND step_kind NOT IN ({', '.join('?' * len(METER_STEPS))})",
                 (pk, *METER_STEPS),
             ).fetchone()[0]
             recorded = rows[channel_id]
-            # The cabinet writes one more row when the station stops the channel after the run:
-            # never part of the run, so at most one unmatched row per run is allowed.
-            lost += max(0, sum((Counter(recorded) - Counter(stored)).values()) - 1)
-            duplicated += sum((Counter(stored) - Counter(recorded)).values())
+            missing, extra = unmatched(recorded, stored)
+            lost += missing
+            duplicated += extra
             resent += starts[channel_id] - began
             assert seqs == list(range(len(seqs)))
     finally:
