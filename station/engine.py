@@ -279,6 +279,9 @@ class Engine:
         self._lock = threading.Lock()
         self._snapshots = {cid: ChannelSnapshot(cid) for cid in bench.channels}
         self._workers: dict[str, _Worker] = {}
+        # Shutdown may be asked from two threads at once (GUI close and a signal): the second
+        # waits for the first instead of iterating workers the first is clearing.
+        self._shutdown_lock = threading.Lock()
         self._identities: dict[str, InstrumentIdentity] = {}
         self._channels: dict[str, CyclerChannel] = {}
         self._active: dict[str, str] = {}  # channel_id -> run_id
@@ -644,6 +647,10 @@ class Engine:
 
     def shutdown(self, timeout_s: float = 30.0) -> None:
         """Abort every run (outputs off), stop the workers, close instruments, flush storage."""
+        with self._shutdown_lock:
+            self._shutdown(timeout_s)
+
+    def _shutdown(self, timeout_s: float) -> None:
         if self._workers:
             try:
                 self.stop_all("station shutdown")
