@@ -50,6 +50,8 @@ class StepStarted:
     step_kind: str
     label: str
     t_s: float
+    # Opaque JSON the sequencer needs to resume this step after a crash (stored with progress).
+    resume_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class StepEnded:
     step_kind: str
     reason: str
     t_s: float
+    capacity_ah: float | None = None  # signed Ah the step moved (positive = charge)
+    energy_wh: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,23 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class MeasurementTaken:
+    """A non-sample result of a run: ACIR, EIS sweep, OCV, or a scheduled follow-up.
+
+    ``values_json`` is a JSON object (kept as text so the event stays immutable and hashable);
+    ``instrument`` is the measuring instrument's identity (``make model serial firmware``).
+    """
+
+    run_id: str
+    channel_id: str
+    step_index: int
+    kind: str
+    values_json: str
+    instrument: str
+    t_s: float
+
+
+@dataclass(frozen=True)
 class RunEnded:
     run_id: str
     channel_id: str
@@ -95,4 +116,13 @@ class RunEnded:
     t_s: float
 
 
-Event = RunStarted | Sample | StepStarted | StepEnded | LimitTripped | Fault | RunEnded
+Event = (
+    RunStarted
+    | Sample
+    | StepStarted
+    | StepEnded
+    | LimitTripped
+    | Fault
+    | MeasurementTaken
+    | RunEnded
+)
