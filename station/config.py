@@ -491,9 +491,11 @@ def sim_lot(
         channel_id = None
         holder = entry.get("held_by")
         if isinstance(holder, str) and "/" in holder:
-            device, index = holder.split("/", 1)
+            device, where = holder.split("/", 1)
             listed = launch.channels.get(device, ())
-            if index.isdigit() and 1 <= int(index) <= len(listed):
-                channel_id = by_hw.get((device, listed[int(index) - 1]))
+            if where in listed:  # "cabinet/27-1-3": the device's own channel address
+                channel_id = by_hw.get((device, where))
+            elif where.isdigit() and 1 <= int(where) <= len(listed):  # "cabinet/3": 1-based
+                channel_id = by_hw.get((device, listed[int(where) - 1]))
         cells.append((cell, channel_id))
     return cells

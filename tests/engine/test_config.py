@@ -71,6 +71,11 @@ LAUNCH = {
             "rated": {"chemistry": "nmc", "capacity_ah": 4.8, "v_min_v": 2.5, "v_max_v": 4.2},
         },
         {
+            "id": "C3",
+            "held_by": "cabinet/27-1-4",
+            "rated": {"chemistry": "nmc", "capacity_ah": 4.8},
+        },
+        {
             "id": "C2",
             "held_by": None,
             "rated": {"chemistry": "lfp", "capacity_ah": 100.0, "v_min_v": 2.0, "v_max_v": 3.65},
@@ -145,7 +150,8 @@ def test_launcher_json_fills_sim_addresses_clock_and_lot() -> None:
     launch = parse_sim_launch(json.dumps(LAUNCH))
     clock = launch.clock()
     assert (clock.t0_s, clock.w0_s, clock.speed) == (1000.0, 2000.0, 3600.0)
-    (c1, ch), (c2, none) = sim_lot(launch, bench)
+    (c1, ch), (c3, ch3), (c2, none) = sim_lot(launch, bench)
+    assert (c3.cell_id, ch3) == ("C3", "ch04")  # held_by names the channel address
     assert (c1.cell_id, ch, none) == ("C1", "ch09", None)  # cabinet/9 is 27-2-1, channel ch09
     assert (c1.chemistry, c1.rated_capacity_ah, c1.max_discharge_current_a) == ("NMC", 4.8, 9.6)
     assert c2.voltage_max_v == 3.65
