@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -31,9 +33,9 @@ import numpy as np
 
 from station.config import sim_lot
 from station.engine import Engine
-from station.events import Event, RunEnded
+from station.events import Event, MeasurementTaken, RunEnded
 from station.grading.metrics import CellInputs, MeasurementConditions, cell_metrics
-from station.grading.profiles import grade_batch, load_profile
+from station.grading.profiles import Profile, grade_batch, load_profile
 from station.grading.results import CellMetrics, Figure, Grade, Verdict
 from station.grading.soh import Reference
 from station.grading.timeseries import TimeSeries
@@ -72,6 +74,8 @@ ORIGIN = "simulated lot (hardware_sim), not a real datasheet or BMS read-out [SI
 CURRENT_ACCURACY_REL = 0.001
 ACIR_ACCURACY_REL = 0.005
 OCV_ACCURACY_V = 0.001
+HOLD_METRICS = frozenset({"hold_days", "k_mv_per_day"})
+INTAKE_TIMEOUT_S = 30.0  # wall seconds for one cell's intake ACIR
 
 
 class DemoError(RuntimeError):
@@ -243,9 +247,9 @@ def pulse_power_w(run: RunData, soc_pct: int) -> tuple[float, float] | None:
 def metrics_of(run: RunData) -> CellMetrics:
     """Grade inputs of one completed run, every figure computed from the stored samples."""
     discharge, recharge = reference_steps(run)
-    reference = Reference(
-        rated_capacity_ah=run.rated_capacity_ah, bol_resistance_ohm=run.bol_resistance_ohm
-    )
+    # The simulated lot's rated resistance is a 1 kHz ACIR: the resistance increase compares
+    # the intake ACIR with it (same method), never the 10 s DCIR with an AC figure.
+    reference = Reference(rated_capacity_ah=run.rated_capacity_ah)
     inputs = CellInputs(
         run.cell_id,
         run.chemistry.lower(),
@@ -298,21 +302,65 @@ def metrics_of(run: RunData) -> CellMetrics:
     # CE of the whole run's last charge/discharge pair would pair an HPPC SOC move with the
     # recharge; the reference cycle's CE starts from a partial charge: neither is reported.
     figures = {k: v for k, v in metrics.figures.items() if k != "coulombic_efficiency"}
+    acir_figure = extra.get("acir_ohm")
+    if acir_figure is not None and run.bol_resistance_ohm:
+        bol = run.bol_resistance_ohm
+        figures["resistance_increase_pct"] = Figure(
+            (acir_figure.value - bol) / bol * 100.0,
+            "%",
+            None if acir_figure.uncertainty is None else acir_figure.uncertainty / bol * 100.0,
+            acir_figure.flags,
+            note="1 kHz ACIR at intake vs the rated 1 kHz ACIR",
+        )
     return CellMetrics(metrics.cell_id, metrics.chemistry, figures, metrics.facts)
 
 
-def main_reason(grade: Grade) -> str:
-    """The words of what decided the grade: the bin's use, the failing gate, or the rule that
-    kept a bin from being confirmed."""
+def main_reason(grade: Grade, profile: Profile) -> str:
+    """The words of what decided the grade: the bin's use, the gate that set the outcome, or the
+    rule that kept a bin from being confirmed."""
     if grade.use:
         return grade.summary
+    results = {rule.rule: rule for rule in grade.rules}
+    for gate in profile.gates:
+        result = results.get(gate.rule.name)
+        if result is None:
+            continue
+        decided = {
+            Verdict.FAIL: gate.outcome,
+            Verdict.RETEST: "RETEST",
+            Verdict.MISSING: gate.when_missing,
+        }.get(result.verdict)
+        if decided == grade.outcome:
+            return gate.rule.words or result.explanation
     failing = [rule for rule in grade.rules if rule.verdict is not Verdict.PASS]
-    if not failing:
-        return grade.summary
-    # Gates are evaluated first and stop the grading, so a gate decided when the first non-pass
-    # rule is one; otherwise the last bin tried holds the unconfirmed rule.
-    decided_by_gate = "gate(s)" in grade.summary
-    return (failing[0] if decided_by_gate else failing[-1]).explanation
+    # No gate decided: the last bin tried holds the rule that could not be confirmed.
+    return failing[-1].explanation if failing else grade.summary
+
+
+def without_hold(profile: Profile) -> Profile:
+    """The profile without its self-discharge hold gates: what the grade will be once the 7-day
+    hold passes (shown as provisional; records and certificates carry the real grade)."""
+    return replace(
+        profile,
+        name=f"{profile.name} (provisional, hold pending)",
+        gates=tuple(g for g in profile.gates if g.rule.metric not in HOLD_METRICS),
+    )
+
+
+def table_reason(grade: Grade, profile: Profile, provisional: Grade) -> str:
+    """The printed reason; a cell held back only by the pending hold also shows its
+    provisional bin."""
+    reason = main_reason(grade, profile)
+    hold_gates = {g.rule.name for g in profile.gates if g.rule.metric in HOLD_METRICS}
+    deciding = {
+        r.rule for r in grade.rules if r.verdict is not Verdict.PASS and r.rule in hold_gates
+    }
+    if grade.outcome != "RETEST" or not deciding:
+        return reason
+    held = f"7-day self-discharge hold pending; provisional {provisional.outcome}"
+    if provisional.outcome == "RETEST":
+        return f"{held}: {main_reason(provisional, without_hold(profile))}"
+    return held
 
 
 def _when(launch_w0_s: float, launch_t0_s: float, t_s: float) -> datetime:
@@ -367,6 +415,7 @@ def build_record(
     run: RunData,
     metrics: CellMetrics,
     grade: Grade,
+    profile: Profile,
     raw: RawSeries,
     started: datetime,
     finished: datetime,
@@ -398,7 +447,7 @@ def build_record(
         grade=GradeOutcome(
             grade.outcome,
             grade.outcome,
-            (main_reason(grade), grade.summary),
+            (main_reason(grade, profile), grade.summary),
             grade.profile_name,
             grade.profile_version,
             grade.profile_sha256,
@@ -447,7 +496,7 @@ def build_record(
             run.bol_resistance_ohm,
             origin=ORIGIN,
             observed_at=started,
-            qualifier="method=dcir",
+            qualifier="method=acir_1khz",
         )
     reference = Conditions(temperature_c=25.0, c_rate=1 / 3)
     method = {
@@ -567,6 +616,15 @@ def build_record(
     return builder.build()
 
 
+def _control(port: int, request: dict[str, object], timeout_s: float = 10.0) -> None:
+    """One request to the simulator launcher's JSON-lines control endpoint (TCP loopback)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as link:
+        link.sendall(json.dumps(request).encode() + b"\n")
+        reply = json.loads(link.makefile("rb").readline() or b"{}")
+    if not reply.get("ok"):
+        raise DemoError(f"simulator control {request.get('cmd')}: {reply.get('error', reply)}")
+
+
 def _run_lot(
     sim: SimulatedBench,
     db_path: Path,
@@ -574,12 +632,29 @@ def _run_lot(
     timeout_s: float | None,
     on_event: Callable[[Event], None] | None,
 ) -> dict[str, str]:
-    """Run the recipe on the first ``cells`` placed cells; returns cell_id -> run_id."""
+    """Run the recipe on the first ``cells`` placed cells; returns cell_id -> run_id.
+
+    The bench has one ACIR fixture: as an operator would, each cell is put in it (simulator
+    control ``place``) and its run started, and the next cell waits until that run has taken its
+    intake ACIR (or ended). Without this every run would measure whatever cell sat in the fixture.
+    """
     runs: dict[str, str] = {}
+    intake_done: dict[str, threading.Event] = {}  # channel_id -> its intake ACIR is taken
+
+    def hear(event: Event) -> None:
+        done = intake_done.get(getattr(event, "channel_id", ""))
+        if done is not None and (
+            isinstance(event, RunEnded)
+            or (isinstance(event, MeasurementTaken) and event.kind == "acir")
+        ):
+            done.set()
+        if on_event is not None:
+            on_event(event)
+
+    port = sim.launch.control_port
     storage = Storage(db_path, sim.clock)
     engine = Engine(sim.bench, storage, sim.clock, operator=OPERATOR)
-    if on_event is not None:
-        engine.subscribe(on_event)
+    engine.subscribe(hear)
     try:
         engine.connect()
         placed = [(c, ch) for c, ch in sim_lot(sim.launch, sim.bench) if ch][:cells]
@@ -587,7 +662,12 @@ def _run_lot(
             raise DemoError(f"the simulated bench holds {len(placed)} cells, {cells} asked")
         storage.add_cells([c for c, _ in placed], who=OPERATOR, why="simulated demo lot")
         for cell, channel in placed:
+            if port is not None:
+                _control(port, {"cmd": "place", "device": "acir", "cell": cell.cell_id})
+            done = intake_done[channel] = threading.Event()
             runs[cell.cell_id] = engine.start_run(channel, cell.cell_id, RECIPE)
+            if port is not None and not done.wait(INTAKE_TIMEOUT_S):
+                raise DemoError(f"cell {cell.cell_id}: no intake ACIR within {INTAKE_TIMEOUT_S} s")
         if not engine.wait_idle(timeout_s):
             engine.stop_all("demo timed out")
             raise DemoError(f"the simulated batch did not finish within {timeout_s} s")
@@ -625,12 +705,14 @@ def run_demo(
         conn.close()
     completed = [r for r in data if r.outcome == "completed"]
     metrics = [metrics_of(r) for r in completed]
-    grades, _ = grade_batch(metrics, load_profile(PROFILE)) if metrics else ([], None)
+    profile = load_profile(PROFILE)
+    grades, _ = grade_batch(metrics, profile) if metrics else ([], None)
+    provisional, _ = grade_batch(metrics, without_hold(profile)) if metrics else ([], None)
 
     key = StationKey.load_or_create(out / "keys" / "demo-station-key.pem")
     result.key_path = key.path
     records: list[GradingRecord] = []
-    by_cell = {m.cell_id: (m, g) for m, g in zip(metrics, grades, strict=True)}
+    by_cell = {m.cell_id: (m, g, p) for m, g, p in zip(metrics, grades, provisional, strict=True)}
     for run in data:
         if run.cell_id not in by_cell:
             result.rows.append(
@@ -646,11 +728,11 @@ def run_demo(
                 )
             )
             continue
-        m, grade = by_cell[run.cell_id]
+        m, grade, maybe = by_cell[run.cell_id]
         started = _when(w0_s, t0_s, float(run.t_s[0]))
         finished = _when(w0_s, t0_s, float(run.t_s[-1]))
         raw = raw_series(run, started.timestamp())
-        record = build_record(run, m, grade, raw, started, finished, options.seed)
+        record = build_record(run, m, grade, profile, raw, started, finished, options.seed)
         records.append(record)
         paths = write_bundle(record, raw, out / "passports", key)
         result.bundles[run.cell_id] = paths
@@ -676,7 +758,7 @@ def run_demo(
                 _value(m, "dcir_10s_ohm"),
                 _value(m, "acir_ohm"),
                 grade.outcome,
-                main_reason(grade),
+                table_reason(grade, profile, maybe),
             )
         )
     if records:
