@@ -57,7 +57,6 @@ from station.passport.record import (
 from station.passport.signing import StationKey
 from station.reports.batch import render_batch_report, summarise
 from station.reports.certificate import SignatureInfo, render_certificate
-from station.reports.plots import Impedance
 from station.reports.summary import write_csv
 from station.simbench import SimulatedBench
 from station.storage import Storage
@@ -332,9 +331,8 @@ def main_reason(grade: Grade, profile: Profile) -> str:
         }.get(result.verdict)
         if decided == grade.outcome:
             return gate.rule.words or result.explanation
-    failing = [rule for rule in grade.rules if rule.verdict is not Verdict.PASS]
-    # No gate decided: the last bin tried holds the rule that could not be confirmed.
-    return failing[-1].explanation if failing else grade.summary
+    # No gate decided: the summary names the bin that could not be confirmed and why.
+    return grade.summary.split(": ", 1)[-1]
 
 
 def without_hold(profile: Profile) -> Profile:
@@ -383,18 +381,6 @@ def raw_series(run: RunData, unix_start_s: float) -> RawSeries:
     )
 
 
-def impedance_of(run: RunData) -> Impedance | None:
-    points = run.measurements.get("eis", {}).get("points")
-    if not isinstance(points, list):
-        return None
-    valid = [p for p in points if isinstance(p, list) and len(p) >= 3 and p[-1] == "valid"]
-    if len(valid) < 2:
-        return None
-    freq = np.array([float(p[0]) for p in valid])
-    z = np.array([complex(float(p[1]), float(p[2])) for p in valid])
-    return Impedance(freq, z)
-
-
 @dataclass
 class _PlainFigure:
     """``FigureLike`` declares settable attributes, which a frozen ``Figure`` cannot satisfy
@@ -420,10 +406,17 @@ def build_record(
     started: datetime,
     finished: datetime,
     seed: int,
+    provisional: Grade | None = None,
 ) -> GradingRecord:
     """The passport record of one simulated cell. Identity, datasheet and history values the
     simulator does not model are stated as simulated placeholders (origin says so)."""
     reject = grade.outcome in ("REJECT", "QUARANTINE", "D")
+    reasons: tuple[str, ...] = (main_reason(grade, profile), grade.summary)
+    if provisional is not None and provisional.outcome != grade.outcome:
+        reasons += (
+            f"provisional {provisional.outcome} once the 7-day self-discharge hold passes "
+            "(not a grade)",
+        )
     cell = CellIdentity(
         passport_id=f"urn:sim:{seed}:{run.cell_id}",
         serial_number=run.cell_id,
@@ -447,7 +440,7 @@ def build_record(
         grade=GradeOutcome(
             grade.outcome,
             grade.outcome,
-            (main_reason(grade, profile), grade.summary),
+            reasons,
             grade.profile_name,
             grade.profile_version,
             grade.profile_sha256,
@@ -498,6 +491,9 @@ def build_record(
             observed_at=started,
             qualifier="method=acir_1khz",
         )
+    # Simulated nameplate 10 s power at 1C: nominal voltage less the rated resistance's drop.
+    pulse_a = rated
+    bol_pulse_w = pulse_a * (nominal_v - pulse_a * (run.bol_resistance_ohm or 0.0))
     reference = Conditions(temperature_c=25.0, c_rate=1 / 3)
     method = {
         "capacity_ah": "CC discharge C/3 to the cell's minimum voltage, trapezoidal Ah",
@@ -555,14 +551,6 @@ def build_record(
         observed_at=finished,
         uncertainty=5.0,
     )
-    builder.measured(
-        "6.7.4.7",
-        2.0,
-        instrument="cycler",
-        method="placeholder: the demo runs no self-discharge hold [SIMULATED]",
-        observed_at=finished,
-        uncertainty=2.0,
-    )
     for soc in (20, 80):
         pulse = pulse_power_w(run, soc)
         if pulse is not None:
@@ -581,7 +569,7 @@ def build_record(
             )
         builder.datasheet(
             "6.7.3.2",
-            60.0,
+            bol_pulse_w,
             origin=ORIGIN,
             observed_at=started,
             qualifier=f"soc={soc}",
@@ -599,6 +587,9 @@ def build_record(
         ("6.7.8.3", 0),
         ("6.7.8.4", ()),
         ("6.7.8.5", ()),
+        # The demo runs no 7-day hold: the current self-discharge rate is the simulated
+        # history's, not a station measurement.
+        ("6.7.4.7", 2.0),
     )
     for clause, value in history:
         builder.add(
@@ -732,7 +723,7 @@ def run_demo(
         started = _when(w0_s, t0_s, float(run.t_s[0]))
         finished = _when(w0_s, t0_s, float(run.t_s[-1]))
         raw = raw_series(run, started.timestamp())
-        record = build_record(run, m, grade, profile, raw, started, finished, options.seed)
+        record = build_record(run, m, grade, profile, raw, started, finished, options.seed, maybe)
         records.append(record)
         paths = write_bundle(record, raw, out / "passports", key)
         result.bundles[run.cell_id] = paths
@@ -747,7 +738,6 @@ def run_demo(
             signature=SignatureInfo.from_signed(signed),
             discharge_step=discharge,
             pulse_step=pulse,
-            impedance=impedance_of(run),
         )
         result.rows.append(
             DemoRow(
