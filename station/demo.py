@@ -391,10 +391,32 @@ class _PlainFigure:
     uncertainty: float | None
 
 
-SIM_INSTRUMENTS = (
-    Instrument("cycler", "NEWARE", "BTS (simulated)", "SIMULATED", "sim", simulated=True),
-    Instrument("acir", "HIOKI", "BT3562 (simulated)", "SIMULATED", "sim", simulated=True),
-)
+def read_instruments(
+    conn: sqlite3.Connection, calibration_due: dict[str, date | None]
+) -> tuple[Instrument, ...]:
+    """The cycler and ACIR meter as the engine recorded their identities (simulated flag
+    included), with the bench file's calibration due dates."""
+    found: dict[str, Instrument] = {}
+    for name, key in (("cabinet", "cycler"), ("acir", "acir")):
+        row = conn.execute(
+            "SELECT make, model, serial, firmware, simulated FROM instruments WHERE name = ?"
+            " ORDER BY seen_t_s DESC",
+            (name,),
+        ).fetchone()
+        if row is None:
+            raise DemoError(f"the database has no identity of instrument {name!r}")
+        make, model, serial, firmware, simulated = row
+        found[key] = Instrument(
+            key,
+            str(make),
+            str(model),
+            str(serial),
+            str(firmware),
+            calibration_certificate="bench file (simulated)",
+            calibration_due=calibration_due.get(name),
+            simulated=bool(simulated),
+        )
+    return found["cycler"], found["acir"]
 
 
 def build_record(
@@ -406,6 +428,7 @@ def build_record(
     started: datetime,
     finished: datetime,
     seed: int,
+    instruments: Sequence[Instrument],
     provisional: Grade | None = None,
 ) -> GradingRecord:
     """The passport record of one simulated cell. Identity, datasheet and history values the
@@ -454,7 +477,7 @@ def build_record(
         original_passport_id=f"urn:sim:original:{run.cell_id}",
         software_version="station demo",
     )
-    for instrument in SIM_INSTRUMENTS:
+    for instrument in instruments:
         builder.instrument(instrument)
     rated = run.rated_capacity_ah
     nominal_v = 3.65
@@ -688,10 +711,12 @@ def run_demo(
     with SimulatedBench(speed=options.speed, seed=options.seed) as sim:
         runs = _run_lot(sim, result.db_path, options.cells, options.timeout_s, hear)
         w0_s, t0_s = sim.launch.w0_s, sim.launch.t0_s
+        due = {name: inst.calibration_due for name, inst in sim.bench.instruments.items()}
 
     conn = sqlite3.connect(f"file:{result.db_path}?mode=ro", uri=True)
     try:
         data = [read_run(conn, run_id) for run_id in runs.values()]
+        instruments = read_instruments(conn, due)
     finally:
         conn.close()
     completed = [r for r in data if r.outcome == "completed"]
@@ -723,7 +748,9 @@ def run_demo(
         started = _when(w0_s, t0_s, float(run.t_s[0]))
         finished = _when(w0_s, t0_s, float(run.t_s[-1]))
         raw = raw_series(run, started.timestamp())
-        record = build_record(run, m, grade, profile, raw, started, finished, options.seed, maybe)
+        record = build_record(
+            run, m, grade, profile, raw, started, finished, options.seed, instruments, maybe
+        )
         records.append(record)
         paths = write_bundle(record, raw, out / "passports", key)
         result.bundles[run.cell_id] = paths
