@@ -17,14 +17,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Start a simulated bench (child process over TCP loopback), run the second-life "
             "recipe on a simulated retired-EV lot, grade every cell under the second-life "
             "profile and write the database, certificates, signed SIMULATED passport exports "
-            "and a batch report under --out."
+            "and a batch report under --out. The defaults (16 cells at 3600x) take about 75 s on "
+            "a 2-core machine."
         ),
     )
     parser.add_argument(
         "--cells", type=int, default=MAX_CELLS, help=f"number of cells to grade (1-{MAX_CELLS})"
     )
     parser.add_argument(
-        "--speed", type=float, default=3600.0, help="simulated seconds per wall-clock second"
+        "--speed",
+        type=float,
+        default=3600.0,
+        help="simulated seconds per wall-clock second (1-20000; above about 5000 a full "
+        "cabinet can fall behind and trip the recipe's run-time limit)",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the simulated lot")
     parser.add_argument(

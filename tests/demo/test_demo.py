@@ -1,7 +1,7 @@
 """``station demo`` end to end on a small lot: outputs exist and validate, and every printed figure
 is recomputed here from the database with independent numpy code.
 
-One demo run (4 cells at 10000x, about 15 s wall) is shared by the module's tests.
+One demo run (4 cells at 6000x, about 20 s wall) is shared by the module's tests.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     out = tmp_path_factory.mktemp("demo") / "out"
     code, stdout, stderr = run_cli(
-        ["demo", "--cells", str(CELLS), "--speed", "10000", "--seed", "7", "--out", str(out)]
+        ["demo", "--cells", str(CELLS), "--speed", "6000", "--seed", "7", "--out", str(out)]
     )
     lines = stdout.splitlines()
     # Columns are padded and joined by two spaces; no value holds two spaces in a row.
