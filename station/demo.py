@@ -546,7 +546,10 @@ def build_record(
             instrument="acir" if metric == "acir_ohm" else "cycler",
             method=text,
             observed_at=finished,
-            conditions=reference if metric != "acir_ohm" else Conditions(temperature_c=25.0),
+            conditions={
+                "acir_ohm": Conditions(temperature_c=25.0),
+                "dcir_10s_ohm": Conditions(temperature_c=25.0, pulse_length_s=10.0),
+            }.get(metric, reference),
         )
     energy = metrics.figures.get("energy_wh")
     if energy is not None and math.isfinite(energy.value):
