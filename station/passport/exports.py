@@ -108,6 +108,9 @@ def _envelope(
         "sources": dict(sorted(builder.sources.items())),
         "workarounds": workarounds,
     }
+    if any(instrument.simulated for instrument in record.instruments):
+        # Data from a simulated bench must never pass for a production passport.
+        metadata["simulated"] = True
     metadata.update(extra)
     return {"metadata": metadata, "payload": payload}
 

@@ -15,7 +15,9 @@ from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     KeepTogether,
@@ -91,6 +93,14 @@ def _qr(text: str, size_mm: float) -> Drawing:
     return drawing
 
 
+def _grade_style(style: ParagraphStyle, text: str) -> ParagraphStyle:
+    """The grade badge's style, shrunk so a long outcome (RETEST, QUARANTINE) stays on one line
+    of the 44 mm box (36 mm of text width inside the cell padding)."""
+    width = stringWidth(text, style.fontName, style.fontSize) or 1.0
+    size = min(style.fontSize, style.fontSize * 36 * mm / width)
+    return ParagraphStyle(f"{style.name}-{text}", parent=style, fontSize=size, leading=size * 1.1)
+
+
 def render_certificate(
     record: GradingRecord,
     raw: RawSeries,
@@ -143,7 +153,7 @@ def render_certificate(
     grade_box = Table(
         [
             [Paragraph("GRADE", s["bin"])],
-            [Paragraph(grade.grade, s["grade"])],
+            [Paragraph(grade.grade, _grade_style(s["grade"], grade.grade))],
             [Paragraph(f"BIN {grade.bin.upper()}", s["bin"])],
         ],
         colWidths=[44 * mm],
