@@ -448,6 +448,29 @@ class RecordBuilder:
         self._values[value.key] = replace(value, observed_at=utc(value.observed_at))
         return self
 
+    def _add_clause_value(
+        self,
+        clause: str,
+        value: float,
+        source: Source,
+        *,
+        observed_at: datetime,
+        conditions: Conditions | None,
+        **fields: Any,
+    ) -> RecordBuilder:
+        """Add a value whose unit is the one its DIN clause fixes."""
+        return self.add(
+            PassportValue(
+                clause=clause,
+                value=value,
+                unit=CLAUSES[clause].unit if clause in CLAUSES else "",
+                source=source,
+                observed_at=observed_at,
+                conditions=conditions or Conditions(),
+                **fields,
+            )
+        )
+
     def measured(
         self,
         clause: str,
@@ -460,19 +483,16 @@ class RecordBuilder:
         conditions: Conditions | None = None,
         qualifier: str = "",
     ) -> RecordBuilder:
-        return self.add(
-            PassportValue(
-                clause=clause,
-                value=value,
-                unit=CLAUSES[clause].unit if clause in CLAUSES else "",
-                source=Source.MEASURED,
-                observed_at=observed_at,
-                method=method,
-                qualifier=qualifier,
-                conditions=conditions or Conditions(),
-                uncertainty=uncertainty,
-                instrument=instrument,
-            )
+        return self._add_clause_value(
+            clause,
+            value,
+            Source.MEASURED,
+            observed_at=observed_at,
+            conditions=conditions,
+            method=method,
+            qualifier=qualifier,
+            uncertainty=uncertainty,
+            instrument=instrument,
         )
 
     def measured_figure(
@@ -516,18 +536,15 @@ class RecordBuilder:
         conditions: Conditions | None = None,
         method: str = "",
     ) -> RecordBuilder:
-        return self.add(
-            PassportValue(
-                clause=clause,
-                value=value,
-                unit=CLAUSES[clause].unit if clause in CLAUSES else "",
-                source=Source.DATASHEET,
-                observed_at=observed_at,
-                qualifier=qualifier,
-                conditions=conditions or Conditions(),
-                origin=origin,
-                method=method,
-            )
+        return self._add_clause_value(
+            clause,
+            value,
+            Source.DATASHEET,
+            observed_at=observed_at,
+            conditions=conditions,
+            qualifier=qualifier,
+            origin=origin,
+            method=method,
         )
 
     def imported(self, values: Iterable[PassportValue]) -> RecordBuilder:
@@ -546,18 +563,15 @@ class RecordBuilder:
         qualifier: str = "",
         conditions: Conditions | None = None,
     ) -> RecordBuilder:
-        return self.add(
-            PassportValue(
-                clause=clause,
-                value=value,
-                unit=CLAUSES[clause].unit if clause in CLAUSES else "",
-                source=Source.DERIVED,
-                observed_at=observed_at,
-                method=method,
-                qualifier=qualifier,
-                conditions=conditions or Conditions(),
-                uncertainty=uncertainty,
-            )
+        return self._add_clause_value(
+            clause,
+            value,
+            Source.DERIVED,
+            observed_at=observed_at,
+            conditions=conditions,
+            method=method,
+            qualifier=qualifier,
+            uncertainty=uncertainty,
         )
 
     def derive_fades(self) -> RecordBuilder:
