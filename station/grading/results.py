@@ -179,3 +179,12 @@ METRIC_UNITS: dict[str, str] = {
     "hold_days": "day",
     "capacity_vs_rated_min_pct": "%",
 }
+# Pulse power at 20/50/80 % SOC (grading.md section 7 row 15) and its fade against BOL.
+METRIC_UNITS.update(
+    {
+        f"{prefix}_{direction}_soc{soc}_{unit_key}": unit
+        for prefix, unit_key, unit in (("pulse_power", "w", "W"), ("power_fade", "pct", "%"))
+        for direction in ("discharge", "regen")
+        for soc in (20, 50, 80)
+    }
+)

@@ -9,7 +9,7 @@ relative uncertainty of the measured figure (the reference values are taken as e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from station.grading.results import Figure, Quality
 
@@ -18,7 +18,11 @@ NAN = float("nan")
 
 @dataclass(frozen=True)
 class Reference:
-    """Datasheet (rated) and beginning-of-life values of a cell; ``None`` when unknown."""
+    """Datasheet (rated) and beginning-of-life values of a cell; ``None`` when unknown.
+
+    ``bol_pulse_power_w`` maps pulse-power metric names (``pulse_power_discharge_soc20_w``...)
+    to the cell's BOL value in W, for the power fade of DIN DKE SPEC 99100 6.7.3.4.
+    """
 
     rated_capacity_ah: float
     rated_energy_wh: float | None = None
@@ -27,6 +31,7 @@ class Reference:
     bol_resistance_ohm: float | None = None
     bol_power_w: float | None = None
     bol_rte: float | None = None
+    bol_pulse_power_w: dict[str, float] = field(default_factory=dict)
 
 
 def _ratio_pct(measured: Figure, reference: float | None, fade: bool) -> Figure:

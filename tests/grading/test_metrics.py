@@ -70,8 +70,12 @@ def test_metrics_of_a_grading_run_at_25c() -> None:
 
 def test_out_of_window_temperature_flags_and_grades_retest() -> None:
     ts, _ = grading_run(35.0)
+    # Sodium-ion ships without an activation energy: 10 K off 25 C must be refused.
     cell = CellInputs(
-        "cell-2", "nmc", REFERENCE, {"damaged": False, "calendar_expired": False, "traceable": True}
+        "cell-2",
+        "sodium-ion",
+        REFERENCE,
+        {"damaged": False, "calendar_expired": False, "traceable": True},
     )
     extra = {"k_mv_per_day": Figure(0.05, "mV/day", 0.005), "hold_days": Figure(10.0, "day")}
     metrics = cell_metrics(cell, ts, MeasurementConditions(cv_cutoff_a=0.05), extra)
