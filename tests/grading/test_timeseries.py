@@ -180,3 +180,49 @@ def test_repeated_boundary_timestamps_give_exact_step_charges(steps: list) -> No
     for k, (amps, n) in enumerate(steps):
         net = table.charge_ah[k] - table.discharge_ah[k]
         assert net == pytest.approx(amps * (n - 1) / 3600, abs=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(0.0, 5.0), min_size=3, max_size=50),
+    st.lists(st.integers(min_value=1, max_value=49), min_size=1, max_size=4),
+)
+def test_backwards_rows_are_refused_by_name_and_repeats_are_not(
+    dts: list[float], backs: list[int]
+) -> None:
+    t = np.cumsum(dts)
+    # Zero steps in dts are repeated timestamps: legal, never reported as backwards.
+    assert check_timestamps(t).ok
+    TimeSeries.from_arrays(t, np.full(len(t), 3.7), np.ones(len(t)))
+    rows = sorted({min(b, len(t) - 1) for b in backs})
+    for row in rows:
+        t[row] = t[row - 1] - 0.25
+    with pytest.raises(TimestampError) as info:
+        TimeSeries.from_arrays(t, np.full(len(t), 3.7), np.ones(len(t)))
+    assert set(rows) <= {int(r) for r in info.value.rows}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([-2.0, -0.5, 0.0, 0.5, 2.0]), st.integers(2, 30)),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_repeated_boundary_timestamps_without_cycler_indices(steps: list) -> None:
+    """Detected steps (no step column): the repeated boundary sample adds a zero-length
+    interval, so the totals are exactly sum(I * duration) of the constant-current steps."""
+    ts_list, is_list = [], []
+    t0 = 0.0
+    for amps, n in steps:
+        ts_list.append(t0 + np.arange(n, dtype=float))
+        is_list.append(np.full(n, amps))
+        t0 += n - 1
+    t, i = np.concatenate(ts_list), np.concatenate(is_list)
+    table = step_table(TimeSeries.from_arrays(t, np.full(len(t), 3.7), i))
+    charge = sum(a * (n - 1) for a, n in steps if a > 0) / 3600
+    discharge = sum(-a * (n - 1) for a, n in steps if a < 0) / 3600
+    assert table.charge_ah.sum() == pytest.approx(charge, abs=1e-12)
+    assert table.discharge_ah.sum() == pytest.approx(discharge, abs=1e-12)
+    assert np.all(table.charge_ah >= 0) and np.all(table.discharge_ah >= 0)
