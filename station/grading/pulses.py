@@ -215,33 +215,3 @@ def pulse_power_w(ocv_v: float, resistance_ohm: float, limit_v: float, discharge
     if discharge:
         return limit_v * (ocv_v - limit_v) / resistance_ohm
     return limit_v * (limit_v - ocv_v) / resistance_ohm
-
-
-def power_at_soc(
-    pulses: list[Pulse],
-    soc_points: tuple[float, ...] = (0.2, 0.5, 0.8),
-    v_min_v: float = 2.5,
-    v_max_v: float = 4.2,
-    instant: str = "10",
-    soc_window: float = 0.05,
-) -> dict[str, dict[str, float]]:
-    """Discharge and regen pulse power at each SOC point from the nearest pulse within the window.
-
-    Returns ``{"0.2": {"discharge_w": ..., "regen_w": ...}, ...}`` (NaN where no pulse fits).
-    """
-    out: dict[str, dict[str, float]] = {}
-    for point in soc_points:
-        row = {"discharge_w": float("nan"), "regen_w": float("nan")}
-        for discharge, key, limit in ((True, "discharge_w", v_min_v), (False, "regen_w", v_max_v)):
-            best: Pulse | None = None
-            for pulse in pulses:
-                if pulse.is_discharge != discharge or abs(pulse.soc - point) > soc_window:
-                    continue
-                if best is None or abs(pulse.soc - point) < abs(best.soc - point):
-                    best = pulse
-            if best is not None:
-                r = best.dcir_ohm.get(instant, Figure(float("nan"), "ohm"))
-                if r.ok:
-                    row[key] = pulse_power_w(best.rest_voltage_v, r.value, limit, discharge)
-        out[f"{point:g}"] = row
-    return out

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from station.grading.pulses import analyze_pulses, power_at_soc, pulse_power_w
+from station.grading.pulses import analyze_pulses, pulse_power_w
 from station.grading.results import Figure, Quality
 from station.grading.soh import Reference, health_figures
 from station.grading.timeseries import TimeSeries, step_table
@@ -77,7 +77,7 @@ def test_unsettled_current_is_rejected() -> None:
     assert pulse.dcir_ohm["10"].value == pytest.approx(0.03, rel=1e-6)
 
 
-def test_pulse_power_formula_and_soc_lookup() -> None:
+def test_pulse_power_formula_and_pulse_soc() -> None:
     # P_dis = Vmin (OCV - Vmin) / R: 2.5 * (3.7 - 2.5) / 0.05 = 60 W by hand.
     assert pulse_power_w(3.7, 0.05, 2.5, discharge=True) == pytest.approx(60.0, rel=1e-12)
     assert pulse_power_w(3.7, 0.05, 4.2, discharge=False) == pytest.approx(42.0, rel=1e-12)
@@ -99,12 +99,6 @@ def test_pulse_power_formula_and_soc_lookup() -> None:
     # timestamps repeat, so the trapezoid is exact here up to float rounding (1e-9).
     per_cycle = 0.3 + 10.0 / 3600.0 / CAP
     assert socs == pytest.approx([1.0, 1.0 - per_cycle, 1.0 - 2 * per_cycle], abs=1e-9)
-    power = power_at_soc(pulses, soc_points=(0.4, 0.7, 0.2), soc_window=0.02)
-    r10 = next(p for p in pulses if p.is_discharge and abs(p.soc - 0.7) < 0.02).dcir_ohm["10"]
-    ocv = next(p for p in pulses if p.is_discharge and abs(p.soc - 0.7) < 0.02).rest_voltage_v
-    assert power["0.7"]["discharge_w"] == pytest.approx(2.5 * (ocv - 2.5) / r10.value, rel=1e-12)
-    assert power["0.7"]["regen_w"] > 0
-    assert math.isnan(power["0.2"]["discharge_w"])  # no pulse near 20 % SOC
 
 
 def test_soh_and_fades_follow_99100_definitions() -> None:
