@@ -144,9 +144,11 @@ def pulse_power_figures(
 
     The standard uncertainty follows that of R(10 s) (two voltage readings over the pulse
     current); the limits and the rest voltage enter as exact, being a datasheet value and a
-    reading taken at rest.
+    reading taken at rest. Flagged when the pulse's cell temperature is unknown or outside
+    ``cond.temperature_window_c``.
     """
     out: dict[str, Figure] = {}
+    low_c, high_c = cond.temperature_window_c
     for soc_pct in PULSE_POWER_SOC_PCT:
         for direction, discharge, limit in (
             ("discharge", True, v_min_v),
@@ -173,27 +175,43 @@ def pulse_power_figures(
             r = pulse.dcir_ohm["10"].value
             power = pulse_power_w(pulse.rest_voltage_v, r, limit, discharge)
             sigma_r = np.sqrt(2.0) * cond.voltage_accuracy_v / abs(pulse.current_a)
+            # Power is reported at the temperature it was measured at: flag it when that is
+            # unknown or outside the window, since resistance, and so power, depends on it.
+            flags: set[Quality] = set()
+            if pulse.temperature_c != pulse.temperature_c:
+                flags.add(Quality.NO_TEMPERATURE)
+            elif not low_c <= pulse.temperature_c <= high_c:
+                flags.add(Quality.TEMPERATURE_OUT_OF_WINDOW)
             out[key] = Figure(
                 power,
                 "W",
                 abs(power) * sigma_r / r,
+                frozenset(flags),
                 note=f"R(10 s) {r * 1e3:.3f} mOhm, OCV {pulse.rest_voltage_v:.4f} V at "
                 f"{pulse.soc * 100:.1f} % SOC, limit {limit:g} V",
             )
     return out
 
 
+def power_fade_key(direction: str, soc_pct: int) -> str:
+    """Metric name of a power-fade figure, e.g. ``power_fade_discharge_soc20_pct``."""
+    return f"power_fade_{direction}_soc{soc_pct}_pct"
+
+
 def power_fade_figures(power: dict[str, Figure], bol_w: dict[str, float]) -> dict[str, Figure]:
     """Power fade (1 - P / P_BOL) * 100 per pulse-power figure with a BOL value, and
     ``power_fade_pct``: the largest of them, the SOC point the cell has lost most at."""
     out: dict[str, Figure] = {}
-    for key, reference in sorted(bol_w.items()):
-        if key not in power:
-            raise ValueError(f"BOL pulse power {key!r} names no pulse-power figure")
-        fade = fade_pct(power[key], reference)
-        out[
-            key.removeprefix("pulse_").replace("power_", "power_fade_").removesuffix("_w") + "_pct"
-        ] = fade
+    known = set()
+    for soc_pct in PULSE_POWER_SOC_PCT:
+        for direction in ("discharge", "regen"):
+            key = pulse_power_key(direction, soc_pct)
+            known.add(key)
+            if key in bol_w and key in power:
+                out[power_fade_key(direction, soc_pct)] = fade_pct(power[key], bol_w[key])
+    unknown = sorted(set(bol_w) - known)
+    if unknown:
+        raise ValueError(f"BOL pulse power {unknown[0]!r} names no pulse-power figure")
     usable = {k: f for k, f in out.items() if f.value == f.value}
     if usable:
         worst = max(usable, key=lambda k: usable[k].value)

@@ -154,6 +154,11 @@ def test_cell_metrics_use_the_chemistry_default_and_refuse_without_one() -> None
     for chemistry in ("nmc", "lfp", "sodium-ion", "lto"):
         metrics = cell_metrics(CellInputs("c", chemistry, Reference(rated_capacity_ah=CAP)), ts)
         dcir[chemistry] = (metrics.figures["dcir_10s_ohm"], metrics.figures["dcir_10s_25c_ohm"])
+        power = metrics.figures[pulse_power_key("discharge", 50)]
+        if chemistry == "lto":  # no voltage limits in the chemistry presets
+            assert Quality.MISSING_REFERENCE in power.flags and math.isnan(power.value)
+        else:  # reported at the measured temperature, flagged outside the 20-30 C window
+            assert Quality.TEMPERATURE_OUT_OF_WINDOW in power.flags and power.value > 0
     for chemistry in ("nmc", "lfp"):
         raw, r25 = dcir[chemistry]
         ea = activation_energies()[chemistry].value
