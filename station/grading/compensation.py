@@ -111,6 +111,7 @@ def compensate_to_25c(
                 note=(
                     f"measured at {temperature_c:.1f} C, more than {max_uncompensated_k:g} K "
                     "from 25 C, and no activation energy is calibrated for this cell type"
+                    + (f" ({ea_source})" if ea_source else "")
                 ),
             )
         return Figure(

@@ -234,8 +234,10 @@ def _to_25c(
             dcir, temp, cond.activation_energy_j_per_mol, ea_source="calibrated for the cell type"
         )
     preset = activation_energy_for(chemistry)
-    if preset is None or preset.value is None:
+    if preset is None:
         return compensate_to_25c(dcir, temp, None)
+    if preset.value is None:
+        return compensate_to_25c(dcir, temp, None, ea_source=preset.source)
     return compensate_to_25c(
         dcir,
         temp,

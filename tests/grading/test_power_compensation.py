@@ -171,6 +171,7 @@ def test_cell_metrics_use_the_chemistry_default_and_refuse_without_one() -> None
         assert math.isnan(r25.value)
         assert Quality.NOT_TEMPERATURE_COMPENSATED in r25.flags
         assert "no activation energy" in r25.note
+        assert activation_energies()[chemistry].source in r25.note  # says why there is none
     # A calibrated Ea for the cell type overrides the chemistry default.
     cond = MeasurementConditions(activation_energy_j_per_mol=20e3)
     calibrated = cell_metrics(
