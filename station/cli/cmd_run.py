@@ -59,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--recipe", required=True, help="shipped recipe name or recipe TOML file")
     parser.add_argument("--lot", required=True, help="lot file (CSV or JSON, see station.cells)")
     parser.add_argument(
-        "--profile", help="grading profile name or TOML file, checked before the run starts"
+        "--profile",
+        help="grading profile name or TOML file, checked before the run starts; the lot is "
+        "graded and the grades stored when the runs end",
     )
     parser.add_argument(
         "--db", type=Path, help="database file (default: $STATION_DB or the user data directory)"
@@ -319,7 +321,7 @@ def _run(args: argparse.Namespace, inputs: _Inputs, db_path: Path, display: _Dis
             finished = _drive(args, inputs, engine, storage, tally, lot_ids, display)
         if finished is None:
             return 130
-        return _summary(lot_ids, finished, storage, args.profile, display)
+        return _summary(args, lot_ids, finished, storage, display)
     raise AssertionError("unreachable")
 
 
@@ -462,33 +464,37 @@ def _wait(
 
 
 def _grades(
-    storage: Storage, cell_ids: list[str], profile_name: str, display: _Display
+    storage: Storage, cell_ids: list[str], profile_name: str, operator: str, display: _Display
 ) -> dict[str, str]:
-    """Grades under the profile of the cells with a completed run, from the stored data."""
-    from station.cli.cmd_match import stored_metrics
-    from station.grading.profiles import grade_batch, load_profile
+    """Grade the lot's cells together from the stored data (:mod:`station.evaluation`) and store
+    the grades; cell -> outcome. Cells without a completed run get no grade."""
+    from station.evaluation import EvaluationError, grade_lot, store_grades
+    from station.grading.profiles import ProfileError, load_profile
 
     try:
-        with storage.reader() as conn:
-            cells, _without = stored_metrics(conn, cell_ids)
-        grades, _report = grade_batch(cells, load_profile(profile_name))
-    except ValueError as error:  # stored data a figure cannot be computed from
+        graded = grade_lot(storage, load_profile(profile_name), cell_ids=cell_ids)
+        if graded.grades:
+            store_grades(
+                storage, graded, operator=operator, why=f"station run --profile {profile_name}"
+            )
+    except (EvaluationError, ProfileError, ValueError) as error:
         log.warning("grading under %s failed: %s", profile_name, error)
         display.say(f"grading under {profile_name} failed: {error}")
         return {}
-    return {g.cell_id: g.outcome for g in grades}
+    return {g.cell_id: g.outcome for g in graded.grades}
 
 
 def _summary(
+    args: argparse.Namespace,
     lot_ids: list[str],
     finished: _Finished,
     storage: Storage,
-    profile: str | None,
     display: _Display,
 ) -> int:
     """Print the summary table; the exit code: 0 only when every cell of the lot completed."""
     storage.flush()
-    grades = _grades(storage, lot_ids, profile, display) if profile else {}
+    profile: str | None = args.profile
+    grades = _grades(storage, lot_ids, profile, args.operator, display) if profile else {}
     table = Table(title="summary", title_justify="left", box=box.SIMPLE_HEAD)
     for heading in ("cell", "status", "reason", *(("grade",) if profile else ())):
         table.add_column(heading, overflow="fold")

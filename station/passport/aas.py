@@ -121,7 +121,12 @@ def _fill(
             _annotate(element, slot)
     elif isinstance(element, model.MultiLanguageProperty):
         slot = item if isinstance(item, Slot) else None
-        element.value = None if slot is None else model.MultiLanguageTextType({"en": slot.value})
+        # An identity text the station does not know ("") stays unset: AAS text has no empty form.
+        element.value = (
+            model.MultiLanguageTextType({"en": slot.value})
+            if slot is not None and slot.value != ""
+            else None
+        )
     elif isinstance(element, model.File):
         slot = item if isinstance(item, Slot) else None
         element.value = None if slot is None else str(slot.value)

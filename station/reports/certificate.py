@@ -175,7 +175,8 @@ def render_certificate(
     story.append(top)
 
     story.append(Paragraph("Why this grade", s["h"]))
-    for reason in grade.reasons:
+    # A record may carry the deciding reason and a summary that says the same words.
+    for reason in dict.fromkeys(grade.reasons):
         story.append(Paragraph(f"&bull; {reason}", s["body"]))
 
     story.append(Paragraph("Key figures", s["h"]))
@@ -227,7 +228,7 @@ def render_certificate(
                 fmt(c.rest_s, 0),
             ]
         )
-    story.append(table(cond_rows, [50 * mm, 62 * mm, 12 * mm, 12 * mm, 13 * mm, 12 * mm, 13 * mm]))
+    story.append(table(cond_rows, [50 * mm, 58 * mm, 12 * mm, 12 * mm, 13 * mm, 14 * mm, 15 * mm]))
 
     story.append(Paragraph("Instruments and calibration", s["h"]))
     day = record.started_at.date()
@@ -238,8 +239,9 @@ def render_certificate(
         inst_rows.append(
             [
                 instrument.key,
-                instrument.describe(),
-                instrument.firmware,
+                # Paragraphs wrap: make, model and serial can be longer than the column.
+                Paragraph(instrument.describe(), s["small"]),
+                Paragraph(instrument.firmware, s["small"]),
                 instrument.calibration_certificate,
                 ""
                 if instrument.calibration_due is None
