@@ -110,7 +110,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--datasheet",
         type=Path,
-        help="datasheet JSON (station-datasheet/1) with rated values keyed by DIN clause",
+        help="datasheet JSON (station-datasheet/1): rated values keyed by DIN clause and the "
+        "nameplate identity (manufacturer, facility, address, warranty)",
     )
     parser.add_argument(
         "--json", action="store_true", help="print the written files as one JSON document"
@@ -118,25 +119,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _imported(args: argparse.Namespace) -> list[PassportValue]:
+def _imported(args: argparse.Namespace) -> tuple[list[PassportValue], dict[str, str]]:
+    """Values and identity texts from the files given (BMS read-out, datasheet, earlier
+    passport)."""
     values: list[PassportValue] = []
-    for path, reader in (
-        (args.bms_readout, read_bms_readout),
-        (args.datasheet, read_datasheet),
-    ):
-        if path is not None:
-            if not path.is_file():
-                raise CommandError(f"{path} does not exist")
-            values.extend(reader(path))
+    identity: dict[str, str] = {}
+    for path in (args.bms_readout, args.datasheet, args.earlier_passport):
+        if path is not None and not path.is_file():
+            raise CommandError(f"{path} does not exist")
+    if args.bms_readout is not None:
+        values.extend(read_bms_readout(args.bms_readout))
+    if args.datasheet is not None:
+        sheet = read_datasheet(args.datasheet)
+        values.extend(sheet.values)
+        identity.update(sheet.identity)
     if args.earlier_passport is not None:
-        if not args.earlier_passport.is_file():
-            raise CommandError(f"{args.earlier_passport} does not exist")
         if not args.original_passport_id:
             raise CommandError("--earlier-passport needs --original-passport-id (its passport ID)")
         values.extend(
             read_earlier_passport(args.earlier_passport, passport_id=args.original_passport_id)
         )
-    return values
+    return values, identity
 
 
 def load_stored(
@@ -145,6 +148,7 @@ def load_stored(
     *,
     station_id: str,
     imported: list[PassportValue] | None = None,
+    identity: dict[str, str] | None = None,
     original_passport_id: str | None = None,
 ) -> StoredRecord:
     """The cell's record from a database opened read-only (an export never writes to it)."""
@@ -160,6 +164,7 @@ def load_stored(
             cell_id,
             station_id=station_id,
             imported=imported or [],
+            identity=identity,
             original_passport_id=original_passport_id,
         )
     except sqlite3.Error as error:
@@ -257,12 +262,13 @@ def load_key(path: Path | None) -> StationKey:
 def run(args: argparse.Namespace) -> int:
     db_path: Path = args.db or default_db_path()
     try:
-        imported = _imported(args)
+        imported, identity = _imported(args)
         stored = load_stored(
             db_path,
             args.cell,
             station_id=args.station_id,
             imported=imported,
+            identity=identity,
             original_passport_id=args.original_passport_id,
         )
         key = load_key(args.key)

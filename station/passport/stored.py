@@ -20,10 +20,11 @@ import math
 import re
 import sqlite3
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +70,7 @@ METHODS = {
     "acir_ohm": "1 kHz AC resistance at intake",
 }
 POWER_SOC_PCT = (20, 80)
+SOC_OVER_FULL_PCT = 1.0
 
 
 class StoredRecordError(RecordError):
@@ -237,7 +239,17 @@ def raw_series(run: RunData) -> RawSeries:
     )
 
 
-def _identity(cell: sqlite3.Row) -> CellIdentity:
+def _identity(cell: sqlite3.Row, given: Mapping[str, str]) -> CellIdentity:
+    """The nameplate identity: the cell record's, with what a datasheet states on top."""
+    base = _stored_identity(cell)
+    fields: dict[str, Any] = dict(given)
+    for name in ("date_of_manufacture", "date_of_putting_into_service"):
+        if name in fields:
+            fields[name] = date.fromisoformat(fields[name])
+    return replace(base, **fields)
+
+
+def _stored_identity(cell: sqlite3.Row) -> CellIdentity:
     chemistry = str(cell["chemistry"])
     rated = cell["rated_capacity_ah"]
     model = f"{chemistry} {cell['format']} {rated:g} Ah".strip() if rated else chemistry
@@ -258,13 +270,41 @@ def _identity(cell: sqlite3.Row) -> CellIdentity:
     )
 
 
-def read_datasheet(path: Path) -> list[PassportValue]:
+@dataclass(frozen=True)
+class Datasheet:
+    """What a datasheet file gives: record values and nameplate identity texts."""
+
+    values: tuple[PassportValue, ...]
+    identity: dict[str, str]
+
+
+IDENTITY_FIELDS = frozenset(
+    {
+        "manufacturer_name",
+        "manufacturer_identifier",
+        "model",
+        "category",
+        "date_of_manufacture",
+        "date_of_putting_into_service",
+        "facility_identifier",
+        "address_street",
+        "address_zip",
+        "address_city",
+        "address_country",
+        "warranty_period",
+    }
+)
+"""Nameplate fields of :class:`CellIdentity` a datasheet may state (the cell record has none)."""
+
+
+def read_datasheet(path: Path) -> Datasheet:
     """Datasheet values from a file, marked ``source=datasheet`` with the document as origin.
 
     Format ``station-datasheet/1``: ``{"format", "document_id", "issued" (ISO date),
-    "values": {<record key>: number}}``; keys are DIN clauses with an optional qualifier
-    (``6.7.3.2#soc=20``), each value in the unit the record keeps for its clause
-    (:data:`station.passport.record.CLAUSES`). Unknown clauses are refused.
+    "values": {<record key>: number}, "identity": {<field>: text}}``; value keys are DIN clauses
+    with an optional qualifier (``6.7.3.2#soc=20``), each value in the unit the record keeps for
+    its clause (:data:`station.passport.record.CLAUSES`); identity fields are those of
+    :data:`IDENTITY_FIELDS` (dates ISO). Unknown clauses and fields are refused.
     """
     where = str(path)
     try:
@@ -299,6 +339,11 @@ def read_datasheet(path: Path) -> list[PassportValue]:
             if isinstance(number, bool) or not isinstance(number, int | float):
                 raise StoredRecordError(f"{where}: values.{key}: expected a number")
             value = float(number)
+        soc = qualifier.removeprefix("soc=") if qualifier.startswith("soc=") else None
+        try:
+            conditions = Conditions(soc_pct=None if soc is None else float(soc))
+        except ValueError:
+            raise StoredRecordError(f"{where}: values.{key}: soc= needs a number") from None
         out.append(
             PassportValue(
                 clause=clause,
@@ -307,10 +352,23 @@ def read_datasheet(path: Path) -> list[PassportValue]:
                 source=Source.DATASHEET,
                 observed_at=issued,
                 qualifier=qualifier,
+                conditions=conditions,
                 origin=f"datasheet:{document}",
             )
         )
-    return out
+    identity = data.get("identity", {})
+    if not isinstance(identity, dict) or not all(isinstance(v, str) for v in identity.values()):
+        raise StoredRecordError(f"{where}: identity must be an object of texts")
+    unknown = sorted(set(identity) - IDENTITY_FIELDS)
+    if unknown:
+        raise StoredRecordError(f"{where}: identity: unknown field(s) {', '.join(unknown)}")
+    for name in ("date_of_manufacture", "date_of_putting_into_service"):
+        if name in identity:
+            try:
+                date.fromisoformat(identity[name])
+            except ValueError:
+                raise StoredRecordError(f"{where}: identity.{name} is not an ISO date") from None
+    return Datasheet(tuple(out), dict(identity))
 
 
 def _add_datasheet(
@@ -402,11 +460,44 @@ def _add_measured(
             )
 
 
+def _derive_soce(
+    builder: RecordBuilder,
+    metrics: CellMetrics,
+    cell: sqlite3.Row,
+    imported: Sequence[PassportValue],
+    at: datetime,
+) -> None:
+    """State of certified energy (6.7.2.7) from the measured energy over the certified energy
+    (6.7.2.5: a datasheet file's, else the cell record's rated energy)."""
+    energy = metrics.figures.get("energy_wh")
+    given = next((v for v in imported if v.key == "6.7.2.5"), None)
+    certified_kwh = (
+        float(given.value)  # type: ignore[arg-type]
+        if given is not None
+        else None
+        if cell["rated_energy_wh"] is None
+        else float(cell["rated_energy_wh"]) / 1000.0
+    )
+    if energy is None or not math.isfinite(energy.value) or not certified_kwh:
+        return
+    builder.derive(
+        "6.7.2.7",
+        energy.value / 1000.0 / certified_kwh * 100.0,
+        method="bench-derived SOCE: measured energy / certified energy",
+        observed_at=at,
+        uncertainty=None
+        if energy.uncertainty is None
+        else energy.uncertainty / 1000.0 / certified_kwh * 100.0,
+    )
+
+
 def state_of_charge_at_end(run: RunData, capacity_ah: float) -> float | None:
     """SoC (%) the cell is left at: full (100 %) at the last row of the CCCV recharge after the
     capacity discharge (the CV cut-off defines full), plus the charge (trapezoid, Ah) moved from
-    there to the last row of the run over the measured capacity. None without that recharge or
-    outside 0-100 %."""
+    there to the last row of the run over the measured capacity. A count up to
+    :data:`SOC_OVER_FULL_PCT` above full is the CV tail's last interval (its trapezoid runs from
+    the cut-off current down to the rest's 0 A): full. None without that recharge or outside
+    0-100 %."""
     steps = reference_steps(run)
     if steps is None or not (math.isfinite(capacity_ah) and capacity_ah > 0):
         return None
@@ -417,6 +508,8 @@ def state_of_charge_at_end(run: RunData, capacity_ah: float) -> float | None:
     current = run.current_a[rows[-1] :]
     moved_ah = float(np.sum((current[1:] + current[:-1]) * np.diff(t)) / 2.0 / 3600.0)
     soc = 100.0 + moved_ah / capacity_ah * 100.0
+    if 100.0 < soc <= 100.0 + SOC_OVER_FULL_PCT:
+        return 100.0
     return soc if 0.0 <= soc <= 100.0 else None
 
 
@@ -426,6 +519,7 @@ def stored_record(
     *,
     station_id: str,
     imported: Sequence[PassportValue] = (),
+    identity: Mapping[str, str] | None = None,
     original_passport_id: str | None = None,
 ) -> StoredRecord:
     """The record of the cell's latest stored grade, from the database alone plus ``imported``
@@ -463,7 +557,7 @@ def stored_record(
     builder = RecordBuilder(
         record_id=f"{run.run_id}-g{grade['id']}",
         test_id=run.run_id,
-        cell=_identity(cell),
+        cell=_identity(cell, identity or {}),
         grade=GradeOutcome(
             outcome,
             str(grade["bin"]) or outcome,
@@ -486,6 +580,7 @@ def stored_record(
     _add_datasheet(builder, cell, started, {value.key for value in imported})
     _add_measured(builder, run, metrics, instruments, finished)
     builder.imported(imported)
+    _derive_soce(builder, metrics, cell, imported, finished)
     builder.derive_fades()
     steps = reference_steps(run)
     discharge = steps[0] if steps is not None else _last_discharge(run)
