@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "station.cli.cmd_match",
     "station.cli.cmd_export",
     "station.cli.cmd_report",
+    "station.cli.cmd_grade",
 )
 
 

@@ -42,7 +42,6 @@ from station.grading.results import CellMetrics
 from station.passport.rawdata import RawSeries
 from station.passport.record import (
     CLAUSES,
-    BatteryStatus,
     CellIdentity,
     Conditions,
     GradeOutcome,
@@ -54,6 +53,7 @@ from station.passport.record import (
     Source,
     raw_data_sha256,
 )
+from station.reports.certificate import status_for_decision
 
 DATASHEET_FORMAT = "station-datasheet/1"
 CELLS_ORIGIN = "cell record of the station database (lot file or intake)"
@@ -61,7 +61,6 @@ PASSPORT_NAMESPACE = uuid.UUID("6f1c1f0e-3f52-5d8e-9a57-2b7f3c1d0a11")
 """Namespace of the station's passport IDs: ``urn:uuid:uuid5(namespace, cell ID)``, so the same
 cell always gets the same passport ID from any export."""
 
-WASTE_OUTCOMES = frozenset({"REJECT"})
 METHODS = {
     "capacity_ah": "CC discharge to the cell's minimum voltage, trapezoidal Ah",
     "energy_wh": "bench estimate: integral of V*I over the capacity discharge",
@@ -127,15 +126,12 @@ def _cell_row(conn: sqlite3.Connection, cell_id: str) -> sqlite3.Row:
 
 
 def _latest_grade(conn: sqlite3.Connection, cell_id: str) -> sqlite3.Row:
-    row = (
-        _rows(conn)
-        .execute(
-            "SELECT id, run_ids, profile_name, profile_version, profile_sha256, grade, bin, reason,"
-            " explanation_json, operator FROM grades WHERE cell_id = ? ORDER BY id DESC LIMIT 1",
-            (cell_id,),
-        )
-        .fetchone()
+    query = (
+        "SELECT id, run_ids, profile_name, profile_version, profile_sha256, grade, bin, use,"
+        " reason, explanation_json, operator FROM grades WHERE cell_id = ?"
+        " ORDER BY id DESC LIMIT 1"
     )
+    row = _rows(conn).execute(query, (cell_id,)).fetchone()
     if row is None:
         raise StoredRecordError(
             f"cell {cell_id!r} has no stored grade; grade it first (station grade --db DB)"
@@ -525,8 +521,9 @@ def stored_record(
     """The record of the cell's latest stored grade, from the database alone plus ``imported``
     values (BMS read-out, earlier passport).
 
-    Status: a REJECT is waste; a cell given a bin is repurposed, which needs the original
-    passport's ID (Art. 77); any other outcome (RETEST, QUARANTINE) leaves the status original.
+    Status: as the certificate maps the decision (:func:`station.reports.certificate.
+    status_for_decision`): a REJECT or a recycle bin is waste; a reuse bin is repurposed, which
+    needs the original passport's ID (Art. 77); RETEST and QUARANTINE leave it original.
     """
     cell = _cell_row(conn, cell_id)
     grade = _latest_grade(conn, cell_id)
@@ -537,18 +534,12 @@ def stored_record(
     except EvaluationError as error:
         raise StoredRecordError(f"cell {cell_id!r}: {error}") from None
     outcome = str(grade["grade"])
-    binned = bool(grade["bin"])
-    if outcome in WASTE_OUTCOMES:
-        status = BatteryStatus.WASTE
-    elif binned:
-        status = BatteryStatus.REPURPOSED
-        if not original_passport_id:
-            raise StoredRecordError(
-                f"cell {cell_id!r} is graded {outcome}: a repurposed battery's passport links to "
-                "its original passport (Art. 77); give --original-passport-id"
-            )
-    else:
-        status = BatteryStatus.ORIGINAL
+    status = status_for_decision(outcome, str(grade["use"]))
+    if status.needs_original_link and not original_passport_id:
+        raise StoredRecordError(
+            f"cell {cell_id!r} is graded {outcome}: a {status.value} battery's passport links to "
+            "its original passport (Art. 77); give --original-passport-id"
+        )
     raw = raw_series(run)
     started = _when(run.started_t_s)
     finished = _when(run.ended_t_s if run.ended_t_s is not None else float(run.t_s[-1]))
