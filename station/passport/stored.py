@@ -86,6 +86,7 @@ class StoredRecord:
     discharge_step: int
     pulse_step: int | None
     simulated: bool
+    spectrum: tuple[np.ndarray, np.ndarray] | None = None  # (frequency Hz, complex Z ohm)
 
 
 @dataclass
@@ -538,7 +539,8 @@ def stored_record(
     if status.needs_original_link and not original_passport_id:
         raise StoredRecordError(
             f"cell {cell_id!r} is graded {outcome}: a {status.value} battery's passport links to "
-            "its original passport (Art. 77); give --original-passport-id"
+            "its original passport (Art. 77); give that ID (export --original-passport-id, "
+            "report --originals)"
         )
     raw = raw_series(run)
     started = _when(run.started_t_s)
@@ -578,7 +580,26 @@ def stored_record(
     pulse = next(
         (i for i, kind in sorted(run.steps.items()) if kind == "pulse" and i > discharge), None
     )
-    return StoredRecord(builder.build(), raw, discharge, pulse, simulated)
+    return StoredRecord(builder.build(), raw, discharge, pulse, simulated, stored_spectrum(run))
+
+
+def stored_spectrum(run: RunData) -> tuple[np.ndarray, np.ndarray] | None:
+    """The run's EIS sweep as stored (points ``[f Hz, Z' ohm, Z'' ohm, V, status]``), the
+    points the meter reported valid only; None without one."""
+    points = run.measurements.get("eis", {}).get("points")
+    if not isinstance(points, list):
+        return None
+    kept = [
+        (float(p[0]), complex(float(p[1]), float(p[2])))
+        for p in points
+        if isinstance(p, list)
+        and len(p) >= 5
+        and p[4] == "valid"
+        and all(isinstance(x, int | float) and math.isfinite(x) for x in p[:3])
+    ]
+    if not kept:
+        return None
+    return np.array([f for f, _ in kept]), np.array([z for _, z in kept])
 
 
 def _last_discharge(run: RunData) -> int:

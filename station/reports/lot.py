@@ -21,6 +21,7 @@ from station.passport.signing import StationKey, sign_document
 from station.passport.stored import StoredRecord, StoredRecordError, file_stem, stored_record
 from station.reports.batch import render_batch_report, summarise
 from station.reports.certificate import SignatureInfo, render_certificate
+from station.reports.plots import Impedance
 from station.reports.summary import write_csv
 
 BATCH_REPORT = "batch-report.pdf"
@@ -127,6 +128,7 @@ def _stage(
             signature=SignatureInfo.from_signed(signed),
             discharge_step=stored.discharge_step,
             pulse_step=stored.pulse_step,
+            impedance=None if stored.spectrum is None else Impedance(*stored.spectrum),
         )
     plain = [s.record for s in records]
     title = f"{lot} [SIMULATED]" if simulated else lot

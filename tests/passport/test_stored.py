@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from station.passport.stored import (
     read_datasheet,
     state_of_charge_at_end,
     stored_record,
+    stored_spectrum,
 )
 from station.storage import Storage
 from tests.evaluation.storedlot import RATED_AH, T0, Spec, rows_for, store_lot
@@ -189,6 +191,21 @@ def test_state_of_charge_counts_from_the_recharge_end() -> None:
     tail = _run([0, 1, 1, 2], [0, 10, 20, 30], [-1, 1, 0.1, 0.0])
     assert state_of_charge_at_end(tail, 2.0) == 100.0
     assert state_of_charge_at_end(run, float("nan")) is None
+
+
+def test_stored_spectrum_keeps_the_valid_points() -> None:
+    run = _run([0, 1], [0.0, 1.0], [-1.0, 1.0])
+    assert stored_spectrum(run) is None
+    points = [
+        [1000.0, 0.025, -3e-5, 3.6, "valid"],
+        [20.0, float("nan"), float("nan"), 3.6, "over_range"],
+        [10.0, 0.031, -0.004, 3.6, "valid"],
+    ]
+    found = stored_spectrum(replace(run, measurements={"eis": {"points": points}}))
+    assert found is not None
+    frequency, z = found
+    assert frequency.tolist() == [1000.0, 10.0]
+    assert z.tolist() == [complex(0.025, -3e-5), complex(0.031, -0.004)]
 
 
 def test_file_stem_keeps_ids_safe() -> None:
