@@ -98,8 +98,7 @@ def write_lot_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".station-report-", dir=out_dir))
     try:
-        report = _stage(records, lot, key, staging, simulated)
-        report.left_out = left_out
+        report = _stage(records, lot, key, staging, simulated, left_out)
         return _move(report, staging, out_dir)
     except (RecordError, ValueError) as error:
         raise LotReportError(f"lot {lot!r}: {error}") from None
@@ -108,9 +107,14 @@ def write_lot_report(
 
 
 def _stage(
-    records: list[StoredRecord], lot: str, key: StationKey, staging: Path, simulated: bool
+    records: list[StoredRecord],
+    lot: str,
+    key: StationKey,
+    staging: Path,
+    simulated: bool,
+    left_out: dict[str, str],
 ) -> LotReport:
-    report = LotReport(lot=lot, simulated=simulated)
+    report = LotReport(lot=lot, simulated=simulated, left_out=left_out)
     (staging / CERTIFICATES).mkdir()
     (staging / RECORDS).mkdir()
     for stored in records:
@@ -132,7 +136,9 @@ def _stage(
         )
     plain = [s.record for s in records]
     title = f"{lot} [SIMULATED]" if simulated else lot
-    report.batch_report = render_batch_report(summarise(plain, lot=title), staging / BATCH_REPORT)
+    report.batch_report = render_batch_report(
+        summarise(plain, lot=title), staging / BATCH_REPORT, left_out
+    )
     report.summary_csv = write_csv(plain, staging / SUMMARY_CSV)
     return report
 

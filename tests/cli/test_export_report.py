@@ -231,6 +231,12 @@ def test_report_writes_certificates_and_lists_the_ungraded(
         lines = [line.strip() for line in reasons.splitlines() if line.strip()]
         assert len(lines) == len(set(lines))  # no reason printed twice
         assert "[SIMULATED]" in text
+        batch = subprocess.run(
+            ["pdftotext", "-layout", str(out / "batch-report.pdf"), "-"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        left_out = batch.split("not in this report", 1)[1]
+        assert "C4" in left_out and "no stored grade" in left_out
 
 
 def test_report_errors_write_nothing(
