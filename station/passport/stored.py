@@ -520,7 +520,8 @@ def stored_record(
     original_passport_id: str | None = None,
 ) -> StoredRecord:
     """The record of the cell's latest stored grade, from the database alone plus ``imported``
-    values (BMS read-out, earlier passport).
+    values (BMS read-out, earlier passport, datasheet) and a datasheet's nameplate ``identity``
+    (fields of :data:`IDENTITY_FIELDS`).
 
     Status: as the certificate maps the decision (:func:`station.reports.certificate.
     status_for_decision`): a REJECT or a recycle bin is waste; a reuse bin is repurposed, which
