@@ -25,6 +25,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
 from station.cells import Cell, CellDataError, read_lot_file
 from station.cli.common import default_db_path, default_log_path
 from station.cli.main import CommandError
@@ -32,7 +37,7 @@ from station.clock import Clock, SystemClock
 from station.config import SIM_ADDRESS_PREFIX, BenchConfig, ConfigError, load_bench
 from station.engine import Engine, EngineError
 from station.events import Event, RunEnded, RunOutcome, RunStarted, StepStarted
-from station.recipes import Recipe, RecipeError, load_recipe, shipped_recipe
+from station.recipes import Recipe, RecipeError, compile_recipe, load_recipe, shipped_recipe
 from station.sequencer import PrestartRefused
 from station.simbench import SimulatedBench
 from station.storage import Storage
@@ -54,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--recipe", required=True, help="shipped recipe name or recipe TOML file")
     parser.add_argument("--lot", required=True, help="lot file (CSV or JSON, see station.cells)")
     parser.add_argument(
-        "--profile", help="grading profile name or TOML file, checked before the run starts"
+        "--profile",
+        help="grading profile name or TOML file, checked before the run starts; the lot is "
+        "graded and the grades stored when the runs end",
     )
     parser.add_argument(
         "--db", type=Path, help="database file (default: $STATION_DB or the user data directory)"
@@ -73,13 +80,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sim-seed", type=int, default=7, help="seed of the simulated bench (simulated only)"
     )
     parser.add_argument(
+        "--sim-launch",
+        metavar="SIM_BENCH",
+        default=None,
+        help="simulator bench (hardware_sim preset name or TOML) started for a bench file whose "
+        "addresses are @sim:<endpoint> (default: demo); refused for a bench of real instruments",
+    )
+    parser.add_argument(
         "--timeout", type=float, help="wall-clock limit in seconds; unfinished runs are stopped"
     )
     parser.add_argument(
         "--progress-every",
         type=float,
         default=5.0,
-        help="seconds between overall progress lines (default 5)",
+        help="seconds between overall progress lines when stdout is not a terminal (default 5)",
     )
     parser.set_defaults(handler=run)
 
@@ -90,6 +104,13 @@ class _Inputs:
     recipe: Recipe
     cells: list[Cell]
 
+    @property
+    def simulated(self) -> bool:
+        """The bench file names simulator endpoints (``@sim:``) instead of instruments."""
+        return any(
+            i.address.startswith(SIM_ADDRESS_PREFIX) for i in self.bench.instruments.values()
+        )
+
 
 @dataclass
 class _Tally:
@@ -99,6 +120,67 @@ class _Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
     cell_of: dict[str, str] = field(default_factory=dict)  # run_id -> cell_id
     ended: dict[str, tuple[RunOutcome, str]] = field(default_factory=dict)  # cell_id -> end
+
+
+def _operation_count(recipe: Recipe, cell: Cell) -> int | None:
+    """Planned operations of the recipe for this cell (the sequencer's step counter runs over
+    them), or None when the cell cannot be planned (the run will refuse it anyway)."""
+    try:
+        return len(compile_recipe(recipe, cell))
+    except CellDataError:
+        return None
+
+
+class _Display:
+    """Run event lines, progress bars and the summary table on stdout.
+
+    The bars (one per channel by planned recipe operation, one overall by finished cell) are
+    drawn only on a terminal; piped output gets the event lines alone, so logs and scripts
+    read plain text. Called from the engine's worker threads: rich's console and progress
+    serialise their own writes.
+    """
+
+    def __init__(self, cells: list[Cell], recipe: Recipe, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False)
+        self.bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=self.console,
+            disable=not self.console.is_terminal,
+        )
+        self.overall = self.bars.add_task("overall (cells)", total=len(cells))
+        self.planned = {cell.cell_id: _operation_count(recipe, cell) for cell in cells}
+        self.channel_task: dict[str, TaskID] = {}
+        self.channel_total: dict[str, int] = {}
+
+    @property
+    def live(self) -> bool:
+        return self.console.is_terminal
+
+    def say(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def run_started(self, channel_id: str, cell_id: str) -> None:
+        total = self.planned.get(cell_id) or 1
+        self.channel_total[channel_id] = total
+        description = f"{channel_id} {cell_id}"
+        task = self.channel_task.get(channel_id)
+        if task is None:
+            self.channel_task[channel_id] = self.bars.add_task(description, total=total)
+        else:
+            self.bars.reset(task, total=total, description=description)
+
+    def step(self, channel_id: str, step_index: int) -> None:
+        task = self.channel_task.get(channel_id)
+        if task is not None:
+            self.bars.update(task, completed=step_index)
+
+    def run_ended(self, channel_id: str, finished_cells: int) -> None:
+        task = self.channel_task.get(channel_id)
+        if task is not None:
+            self.bars.update(task, completed=self.channel_total.get(channel_id, 1))
+        self.bars.update(self.overall, completed=finished_cells)
 
 
 def _check_inputs(args: argparse.Namespace) -> _Inputs:
@@ -131,12 +213,18 @@ def _check_inputs(args: argparse.Namespace) -> _Inputs:
             load_profile(args.profile)
         except (ProfileError, OSError) as error:
             raise CommandError(f"profile {args.profile}: {error}") from None
+    inputs = _Inputs(bench, recipe, cells)
+    if args.sim_launch and not inputs.simulated:
+        raise CommandError(
+            f"--sim-launch: bench file {bench_path} has no @sim: addresses; a bench of real "
+            "instruments runs without a simulator"
+        )
     if len(cells) > len(bench.channels):
         raise CommandError(
             f"lot has {len(cells)} cells but the bench has {len(bench.channels)} channels; "
             "split the lot"
         )
-    return _Inputs(bench, recipe, cells)
+    return inputs
 
 
 def _fill_sim_addresses(bench: BenchConfig, sim: SimulatedBench) -> BenchConfig:
@@ -163,10 +251,6 @@ def _completed_cells(storage: Storage, recipe_name: str) -> set[str]:
     return {row[0] for row in rows}
 
 
-def _say(text: str) -> None:
-    print(text, flush=True)
-
-
 def _setup_log(path: Path) -> logging.Handler:
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
@@ -186,29 +270,34 @@ def run(args: argparse.Namespace) -> int:
         handler = _setup_log(log_path)
     except OSError as error:
         raise CommandError(f"cannot create {error.filename}: {error.strerror}") from None
+    display = _Display(inputs.cells, inputs.recipe)
+    display.say(f"log: {log_path}")
+    display.say(f"database: {db_path}")
     try:
-        return _run(args, inputs, db_path)
+        return _run(args, inputs, db_path, display)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
 
 
-def _run(args: argparse.Namespace, inputs: _Inputs, db_path: Path) -> int:
-    simulated = any(
-        i.address.startswith(SIM_ADDRESS_PREFIX) for i in inputs.bench.instruments.values()
-    )
+def _run(args: argparse.Namespace, inputs: _Inputs, db_path: Path, display: _Display) -> int:
     lot_ids = [cell.cell_id for cell in inputs.cells]
     tally = _Tally(total=len(lot_ids))
     with ExitStack() as stack:
         bench = inputs.bench
         clock: Clock = SystemClock()
-        if simulated:
+        if inputs.simulated:
             try:
-                sim = stack.enter_context(SimulatedBench(speed=args.sim_speed, seed=args.sim_seed))
+                sim = stack.enter_context(
+                    SimulatedBench(
+                        speed=args.sim_speed, seed=args.sim_seed, bench=args.sim_launch or "demo"
+                    )
+                )
             except RuntimeError as error:
                 raise CommandError(str(error)) from None
             bench = _fill_sim_addresses(bench, sim)
             clock = sim.clock
+            display.say(f"simulated bench {args.sim_launch or 'demo'} started (SIMULATED data)")
         try:
             storage = Storage(db_path, clock)
         except (OSError, sqlite3.Error, RuntimeError) as error:
@@ -216,7 +305,7 @@ def _run(args: argparse.Namespace, inputs: _Inputs, db_path: Path) -> int:
         stack.callback(storage.close)
         engine = Engine(bench, storage, clock, operator=args.operator)
         stack.callback(engine.shutdown)
-        engine.subscribe(lambda event: _on_event(event, tally))
+        engine.subscribe(lambda event: _on_event(event, tally, display))
         log.info(
             "station run: bench %s, recipe %s, lot %s, db %s",
             args.bench,
@@ -228,27 +317,43 @@ def _run(args: argparse.Namespace, inputs: _Inputs, db_path: Path) -> int:
             engine.connect()
         except Exception as error:  # noqa: BLE001 - any instrument failure ends the command
             raise CommandError(f"connecting the bench failed: {error}") from None
-        return _drive(args, inputs, engine, storage, tally, lot_ids)
+        with display.bars:
+            finished = _drive(args, inputs, engine, storage, tally, lot_ids, display)
+        if finished is None:
+            return 130
+        return _summary(args, lot_ids, finished, storage, display)
     raise AssertionError("unreachable")
 
 
-def _on_event(event: Event, tally: _Tally) -> None:
+def _on_event(event: Event, tally: _Tally, display: _Display) -> None:
     if isinstance(event, RunStarted):
         with tally.lock:
             tally.cell_of[event.run_id] = event.cell_id
-        _say(f"{event.channel_id}: {event.cell_id} started {event.recipe_name}")
+        display.run_started(event.channel_id, event.cell_id)
+        display.say(f"{event.channel_id}: {event.cell_id} started {event.recipe_name}")
     elif isinstance(event, StepStarted):
-        _say(f"{event.channel_id}: step {event.step_index + 1} {event.label or event.step_kind}")
+        display.step(event.channel_id, event.step_index)
+        label = event.label or event.step_kind
+        display.say(f"{event.channel_id}: step {event.step_index + 1} {label}")
     elif isinstance(event, RunEnded):
         with tally.lock:
             cell_id = tally.cell_of.get(event.run_id, "?")
             tally.ended[cell_id] = (event.outcome, event.reason)
             done = len(tally.ended)
-        _say(
+        display.run_ended(event.channel_id, done)
+        display.say(
             f"{event.channel_id}: {cell_id} {event.outcome.value}"
             f"{': ' + event.reason if event.reason else ''} [{done}/{tally.total}]"
         )
     log.info("%s", event)
+
+
+@dataclass
+class _Finished:
+    """How each cell of the lot ended, for the summary."""
+
+    refused: dict[str, str]
+    ended: dict[str, tuple[RunOutcome, str]]
 
 
 def _drive(
@@ -258,7 +363,10 @@ def _drive(
     storage: Storage,
     tally: _Tally,
     lot_ids: list[str],
-) -> int:
+    display: _Display,
+) -> _Finished | None:
+    """Start the lot and wait for it: how each cell ended, or None when the operator
+    interrupted (outputs are off then)."""
     lot = set(lot_ids)
     busy: set[str] = set()
     started: set[str] = set()
@@ -269,15 +377,24 @@ def _drive(
             with tally.lock:
                 tally.cell_of[held.run_id] = held.cell_id
             started.add(held.cell_id)
-            _say(f"{held.channel_id}: {held.cell_id} continued at step {held.step_index + 1}")
+            display.run_started(held.channel_id, held.cell_id)
+            display.say(
+                f"{held.channel_id}: {held.cell_id} continued at step {held.step_index + 1}"
+            )
         else:
-            _say(f"{held.channel_id}: run {held.run_id} of {held.cell_id} is held; not this lot")
+            display.say(
+                f"{held.channel_id}: run {held.run_id} of {held.cell_id} is held; not this lot"
+            )
     new = [cell for cell in inputs.cells if storage.get_cell(cell.cell_id) is None]
     if new:
         storage.add_cells(new, who=args.operator, why=f"lot import from {args.lot}")
     done_before = _completed_cells(storage, inputs.recipe.name) & lot
     for cell_id in sorted(done_before):
-        _say(f"{cell_id}: already completed {inputs.recipe.name}; skipped")
+        display.say(f"{cell_id}: already completed {inputs.recipe.name}; skipped")
+    with tally.lock:
+        for cell_id in done_before:
+            tally.ended[cell_id] = (RunOutcome.COMPLETED, "earlier run")
+    display.bars.update(display.overall, completed=len(done_before))
     refused: dict[str, str] = {}
     free = [c for c in sorted(inputs.bench.channels) if c not in busy]
     # Ctrl-C only sets a flag: a KeyboardInterrupt raised inside start_run could leave a run
@@ -299,9 +416,9 @@ def _drive(
                 started.add(cell_id)
             except (PrestartRefused, EngineError) as error:
                 refused[cell_id] = str(error)
-                _say(f"{channel_id}: {cell_id} refused: {error}")
+                display.say(f"{channel_id}: {cell_id} refused: {error}")
         if not interrupted.is_set():
-            _wait(args, engine, tally, interrupted)
+            _wait(args, engine, tally, interrupted, display)
         if interrupted.is_set():
             engine.stop_all("interrupted by the operator (Ctrl-C)")
             engine.wait_idle(60)
@@ -310,14 +427,20 @@ def _drive(
                 "finish the lot.",
                 file=sys.stderr,
             )
-            return 130
+            return None
     finally:
         signal.signal(signal.SIGINT, previous)
-    return _summary(lot_ids, done_before, refused, tally, storage, args.profile)
+    with tally.lock:
+        ended = dict(tally.ended)
+    return _Finished(refused, ended)
 
 
 def _wait(
-    args: argparse.Namespace, engine: Engine, tally: _Tally, interrupted: threading.Event
+    args: argparse.Namespace,
+    engine: Engine,
+    tally: _Tally,
+    interrupted: threading.Event,
+    display: _Display,
 ) -> None:
     waited_s = 0.0
     step_s = 0.1
@@ -331,59 +454,70 @@ def _wait(
             engine.stop_all("station run timed out")
             engine.wait_idle(60)
             return
-        if since_report_s >= args.progress_every:
+        if not display.live and since_report_s >= args.progress_every:
+            # Piped output has no bars: a periodic line shows the run is alive.
             since_report_s = 0.0
             with tally.lock:
                 done = len(tally.ended)
             running = sum(1 for s in engine.snapshot().values() if s.state == "running")
-            _say(f"overall: {done}/{tally.total} finished, {running} running")
+            display.say(f"overall: {done}/{tally.total} finished, {running} running")
 
 
-def _grades(storage: Storage, cell_ids: list[str], profile_name: str) -> dict[str, str]:
-    """Grades under the profile of the cells with a completed run, from the stored data."""
-    from station.cli.cmd_match import stored_metrics
-    from station.grading.profiles import grade_batch, load_profile
+def _grades(
+    storage: Storage, cell_ids: list[str], profile_name: str, operator: str, display: _Display
+) -> dict[str, str]:
+    """Grade the lot's cells together from the stored data (:mod:`station.evaluation`) and store
+    the grades; cell -> outcome. Cells without a completed run get no grade."""
+    from station.evaluation import EvaluationError, grade_lot, store_grades
+    from station.grading.profiles import ProfileError, load_profile
 
     try:
-        with storage.reader() as conn:
-            cells, _without = stored_metrics(conn, cell_ids)
-        grades, _report = grade_batch(cells, load_profile(profile_name))
-    except ValueError as error:  # stored data a figure cannot be computed from
+        graded = grade_lot(storage, load_profile(profile_name), cell_ids=cell_ids)
+        if graded.grades:
+            store_grades(
+                storage, graded, operator=operator, why=f"station run --profile {profile_name}"
+            )
+    except (EvaluationError, ProfileError, ValueError) as error:
         log.warning("grading under %s failed: %s", profile_name, error)
-        _say(f"grading under {profile_name} failed: {error}")
+        display.say(f"grading under {profile_name} failed: {error}")
         return {}
-    return {g.cell_id: g.outcome for g in grades}
+    return {g.cell_id: g.outcome for g in graded.grades}
 
 
 def _summary(
+    args: argparse.Namespace,
     lot_ids: list[str],
-    done_before: set[str],
-    refused: dict[str, str],
-    tally: _Tally,
+    finished: _Finished,
     storage: Storage,
-    profile: str | None,
+    display: _Display,
 ) -> int:
+    """Print the summary table; the exit code: 0 only when every cell of the lot completed."""
     storage.flush()
-    grades = _grades(storage, lot_ids, profile) if profile else {}
-    finished = 0
-    _say("summary:")
+    profile: str | None = args.profile
+    grades = _grades(storage, lot_ids, profile, args.operator, display) if profile else {}
+    table = Table(title="summary", title_justify="left", box=box.SIMPLE_HEAD)
+    for heading in ("cell", "status", "reason", *(("grade",) if profile else ())):
+        table.add_column(heading, overflow="fold")
+    completed = 0
     for cell_id in lot_ids:
-        if cell_id in done_before:
-            status, reason = "completed", "earlier run"
-        elif cell_id in refused:
-            status, reason = "refused", refused[cell_id]
-        elif cell_id in tally.ended:
-            outcome, reason = tally.ended[cell_id]
+        if cell_id in finished.refused:
+            status, reason = "refused", finished.refused[cell_id]
+        elif cell_id in finished.ended:
+            outcome, reason = finished.ended[cell_id]
             status = outcome.value
         else:
             status, reason = "not finished", ""
-        finished += status == "completed"
-        grade = f"\tgrade {grades[cell_id]}" if cell_id in grades else ""
-        _say(f"  {cell_id}\t{status}\t{reason}{grade}")
-    _say(f"{finished}/{len(lot_ids)} cells completed")
-    if finished != len(lot_ids):
+        completed += status == RunOutcome.COMPLETED.value
+        row = [cell_id, status, reason]
+        if profile:
+            row.append(grades.get(cell_id, "-"))
+        table.add_row(*row)
+        log.info("summary: %s %s %s %s", cell_id, status, reason, grades.get(cell_id, ""))
+    display.console.print(table)
+    display.say(f"{completed}/{len(lot_ids)} cells completed")
+    if completed != len(lot_ids):
         print(
-            f"station run: {len(lot_ids) - finished} of {len(lot_ids)} cells did not complete; "
+            f"station run: {len(lot_ids) - completed} of {len(lot_ids)} cells did not complete; "
             "see the summary and the log",
             file=sys.stderr,
         )

@@ -37,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="BDF CSV of the raw data; checked against the raw_data_sha256 the signed file holds",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (status, kid, problems, changed fields); same exit codes",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -63,6 +68,7 @@ def _trusted_keys(paths: list[Path]) -> list[Ed25519PublicKey]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from station.cli.common import print_json
     from station.cli.main import CommandError
     from station.passport.signing import verify_bytes
 
@@ -76,11 +82,30 @@ def run(args: argparse.Namespace) -> int:
         result.problems.extend(_raw_problems(args.raw, result.document))
         result.ok = result.ok and not result.problems
     if not result.ok:
+        status, code = "rejected", EXIT_REJECTED
+    elif not trusted:
+        status, code = "untrusted", EXIT_UNTRUSTED
+    else:
+        status, code = "valid", EXIT_OK
+    if args.json:
+        print_json(
+            {
+                "file": str(args.file),
+                "status": status,
+                "signature_valid": result.signature_valid,
+                "trusted": result.trusted,
+                "kid": result.kid,
+                "problems": result.problems,
+                "changed_fields": result.changed_fields,
+            }
+        )
+        return code
+    if status == "rejected":
         print(f"{args.file}: REJECTED")
         for problem in result.problems:
             print(f"  - {problem}")
         return EXIT_REJECTED
-    if not trusted:
+    if status == "untrusted":
         print(
             f"{args.file}: INTACT, but signer key {result.kid} is not trusted here "
             "(pass --public-key)"

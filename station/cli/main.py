@@ -24,6 +24,9 @@ COMMAND_MODULES = (
     "station.cli.cmd_doctor",
     "station.cli.cmd_import",
     "station.cli.cmd_match",
+    "station.cli.cmd_export",
+    "station.cli.cmd_report",
+    "station.cli.cmd_grade",
 )
 
 

@@ -17,6 +17,7 @@ import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,15 @@ P5_SEMANTIC_ID_102 = (
 
 @dataclass(frozen=True)
 class AasTemplates:
-    """Paths of the IDTA 02035 AAS templates (Parts 5, 4 and 1)."""
+    """The IDTA 02035 AAS template files (Parts 5, 4 and 1): paths, or package resources
+    (:func:`station.passport.models.aas_templates`)."""
 
-    product_condition: Path
-    technical_data: Path
-    nameplate: Path
+    product_condition: Traversable
+    technical_data: Traversable
+    nameplate: Traversable
 
     @classmethod
-    def in_dir(cls, root: Path) -> AasTemplates:
+    def in_dir(cls, root: Traversable) -> AasTemplates:
         """The layout of ``passport-models/idta-aas`` (see its SOURCES.md)."""
         return cls(
             product_condition=root
@@ -65,7 +67,7 @@ class Slot:
 Item = Mapping[str, Slot] | Slot
 
 
-def _read(path: Path) -> model.DictIdentifiableStore[model.Identifiable]:
+def _read(path: Traversable) -> model.DictIdentifiableStore[model.Identifiable]:
     try:
         with path.open(encoding="utf-8-sig") as handle:
             return read_aas_json_file(handle, failsafe=False)
@@ -119,7 +121,12 @@ def _fill(
             _annotate(element, slot)
     elif isinstance(element, model.MultiLanguageProperty):
         slot = item if isinstance(item, Slot) else None
-        element.value = None if slot is None else model.MultiLanguageTextType({"en": slot.value})
+        # An identity text the station does not know ("") stays unset: AAS text has no empty form.
+        element.value = (
+            model.MultiLanguageTextType({"en": slot.value})
+            if slot is not None and slot.value != ""
+            else None
+        )
     elif isinstance(element, model.File):
         slot = item if isinstance(item, Slot) else None
         element.value = None if slot is None else str(slot.value)
@@ -362,7 +369,7 @@ def build_environment(
     """An AAS environment: one shell for the passport, the three filled submodels and the
     templates' concept descriptions."""
     out: model.DictIdentifiableStore[model.Identifiable] = model.DictIdentifiableStore()
-    parts: tuple[tuple[str, Path, Callable[[GradingRecord], dict[str, Any]]], ...] = (
+    parts: tuple[tuple[str, Traversable, Callable[[GradingRecord], dict[str, Any]]], ...] = (
         ("ProductCondition", templates.product_condition, _p5_slots),
         ("TechnicalData", templates.technical_data, _p4_slots),
         ("Nameplate", templates.nameplate, _p1_slots),

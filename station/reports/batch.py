@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,7 +164,11 @@ def summarise(
     )
 
 
-def render_batch_report(summary: BatchSummary, out_path: Path) -> Path:
+def render_batch_report(
+    summary: BatchSummary, out_path: Path, left_out: Mapping[str, str] | None = None
+) -> Path:
+    """Write the batch report PDF; ``left_out`` (cell -> why) lists the lot's cells that have no
+    record in it, so the report never hides a cell silently."""
     s = styles()
     records = summary.records
     story: list[object] = [
@@ -263,6 +267,12 @@ def render_batch_report(summary: BatchSummary, out_path: Path) -> Path:
             ]
         )
     story.append(table(all_rows, [34 * mm, 14 * mm, 16 * mm, 26 * mm, 18 * mm, 24 * mm, 30 * mm]))
+    if left_out:
+        story.append(Paragraph("Cells of the lot not in this report", s["h"]))
+        out_rows: list[list[object]] = [["Serial", "Why"]]
+        for serial, why in sorted(left_out.items()):
+            out_rows.append([serial, Paragraph(why, s["small"])])
+        story.append(table(out_rows, [34 * mm, 140 * mm]))
 
     def footer(canvas: Canvas, doc: SimpleDocTemplate) -> None:
         canvas.saveState()

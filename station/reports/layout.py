@@ -18,8 +18,15 @@ def styles() -> dict[str, ParagraphStyle]:
     base = getSampleStyleSheet()
     return {
         "title": ParagraphStyle("t", parent=base["Title"], fontSize=16, leading=19, spaceAfter=2),
+        # keepWithNext: a heading never ends a page without what it heads.
         "h": ParagraphStyle(
-            "h", parent=base["Heading3"], fontSize=10, spaceBefore=6, spaceAfter=3, textColor=NAVY
+            "h",
+            parent=base["Heading3"],
+            fontSize=10,
+            spaceBefore=6,
+            spaceAfter=3,
+            textColor=NAVY,
+            keepWithNext=1,
         ),
         "body": ParagraphStyle("b", parent=base["BodyText"], fontSize=8, leading=10),
         "small": ParagraphStyle("s", parent=base["BodyText"], fontSize=6.5, leading=8),

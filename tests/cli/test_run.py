@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -24,6 +25,18 @@ def _runs(db: Path) -> list[tuple[str, str, str | None, str | None]]:
         conn.close()
 
 
+def _summary_rows(stdout: str) -> dict[str, list[str]]:
+    """The summary table's rows, cell -> the words of its other columns."""
+    lines = stdout.splitlines()
+    start = lines.index(next(line for line in lines if line.strip() == "summary"))
+    rows = {}
+    for line in lines[start + 1 :]:
+        words = line.split()
+        if words and words[0] in ("C1", "C2", "C3"):
+            rows[words[0]] = words[1:]
+    return rows
+
+
 def test_run_completes_lot_and_second_run_skips_it(
     tmp_path: Path, bench_file: Path, lot_file: Path
 ) -> None:
@@ -32,10 +45,13 @@ def test_run_completes_lot_and_second_run_skips_it(
     done = station(*args, "--db", db, "--log", log, "--profile", "second-life")
     assert done.returncode == 0, done.stderr
     assert "3/3 cells completed" in done.stdout
+    assert f"log: {log}" in done.stdout.splitlines()
     # The lot file carries no intake checklist (damage, traceability) and triage holds no OCV
     # for days, so the second-life gates can only say RETEST: never a bin, never a reject.
-    for cell_id in ("C1", "C2", "C3"):
-        assert f"  {cell_id}\tcompleted\trecipe completed\tgrade RETEST" in done.stdout
+    table = _summary_rows(done.stdout)
+    assert table == {
+        cell_id: ["completed", "recipe", "completed", "RETEST"] for cell_id in ("C1", "C2", "C3")
+    }
     for channel in ("ch01", "ch02", "ch03"):
         assert f"{channel}: " in done.stdout  # per-channel progress lines
     runs = _runs(db)
@@ -50,6 +66,7 @@ def test_run_completes_lot_and_second_run_skips_it(
     again = station(*args, "--db", db, "--log", log)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("already completed") == 3
+    assert _summary_rows(again.stdout)["C2"] == ["completed", "earlier", "run"]
     assert len(_runs(db)) == 3  # nothing ran twice
 
 
@@ -97,6 +114,18 @@ def test_bad_arguments(tmp_path: Path, bench_file: Path, lot_file: Path) -> None
     bad_speed = station("run", "--bench", bench_file, "--recipe", "x", "--lot", lot_file,
                         "--sim-speed", "fast")  # fmt: skip
     assert bad_speed.returncode == 2 and "--sim-speed" in bad_speed.stderr
+    real = tmp_path / "real.toml"
+    real.write_text(
+        re.sub(r'"@sim:\w+"', '"TCPIP0::10.0.0.9::5025::SOCKET"', bench_file.read_text("utf-8")),
+        encoding="utf-8",
+    )
+    sim_on_real = station(
+        "run", "--bench", real, "--recipe", "fast-triage", "--lot", lot_file,
+        "--db", tmp_path / "st.db", "--sim-launch", "demo",
+    )  # fmt: skip
+    assert sim_on_real.returncode == 2 and "--sim-launch" in sim_on_real.stderr
+    assert len(sim_on_real.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "st.db").exists()
 
 
 def test_ctrl_c_stops_with_outputs_off_and_the_lot_resumes(

@@ -12,12 +12,12 @@ from basyx.aas import model
 from basyx.aas.adapter.aasx import AASXReader, DictSupplementaryFileContainer
 from basyx.aas.adapter.json import read_aas_json_file
 
-from station.passport.aas import AasTemplates, build_environment, write_aas_json, write_aasx
+from station.passport.aas import build_environment, write_aas_json, write_aasx
+from station.passport.models import aas_templates
 from station.passport.record import BatteryStatus
 from tests.passport.batch import GradedCell, graded_cell
-from tests.passport.schemas import MODELS
 
-TEMPLATES = AasTemplates.in_dir(MODELS / "idta-aas")
+TEMPLATES = aas_templates()
 
 
 @pytest.fixture(scope="module")

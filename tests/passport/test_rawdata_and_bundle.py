@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from station.passport.aas import AasTemplates
 from station.passport.bundle import write_bundle
+from station.passport.models import aas_templates
 from station.passport.rawdata import (
     RawDataError,
     RawSeries,
@@ -22,7 +22,7 @@ from station.passport.rawdata import (
 from station.passport.record import raw_data_sha256
 from station.passport.signing import StationKey, verify_bytes
 from tests.passport.batch import graded_cell
-from tests.passport.schemas import CX_EXAMPLE, MODELS, errors
+from tests.passport.schemas import CX_EXAMPLE, errors
 
 
 def test_bdf_csv_round_trips_exactly_with_preferred_labels() -> None:
@@ -86,7 +86,7 @@ def test_bundle_is_signed_valid_and_complete(tmp_path: Path) -> None:
         cell.raw,
         tmp_path,
         key,
-        templates=AasTemplates.in_dir(MODELS / "idta-aas"),
+        templates=aas_templates(),
         upstream=upstream,
     )
     signed = {name: path for name, path in paths.items() if path.name.endswith(".signed.json")}
