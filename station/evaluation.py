@@ -1,7 +1,8 @@
 """One path from stored runs to figures to grades (ADR 0009).
 
-The demo, ``station match``, ``station grade``, the reports and the GUI all grade through here, so
-a cell's figures and grade never depend on which front end asked:
+The demo, ``station match``, ``station grade`` and ``station run``'s summary grade through here
+(and so should every other front end), so a cell's figures and grade never depend on which front
+end asked:
 
 - :func:`run_data` reads one run back from the database as arrays (nothing is taken from memory);
 - :func:`metrics_for_run` computes its :class:`CellMetrics` with the grading core: the reference
