@@ -10,9 +10,13 @@ call may come from any thread, e.g. the GUI thread, and never blocks on an instr
     engine.pause(channel_id); engine.resume(channel_id); engine.abort(channel_id, reason)
     engine.stop_all(reason)                             # abort every run: outputs off
     engine.snapshot() -> dict[str, ChannelSnapshot]     # latest state per channel
+    engine.measure_screen(channel_id, timeout_s) -> ScreenReading   # ACIR + OCV (blocks)
     engine.resume_after_crash() -> list[RunProgress]    # hold interrupted runs (outputs off)
     engine.continue_run(run_id) / engine.close_run(run_id, reason)   # the operator's decision
     engine.shutdown(timeout_s)                          # stop everything, join, close
+
+``measure_screen`` is the one call that blocks its caller: it waits (up to a timeout) for the
+channel's impedance meter to answer, so a GUI calls it from a background thread.
 
 Threads: one worker per instrument connection. All channels of a cabinet share their cabinet's
 worker, which polls each active channel once per poll period (:class:`Sequencer.tick`); ACIR and
@@ -48,7 +52,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from drivers.identity import InstrumentIdentity
-from drivers.readings import AcirReading, EisSweep
+from drivers.readings import AcirReading, EisSweep, ReadingStatus
 from station.cells import Cell, CellDataError
 from station.clock import Clock, ScaledClock, SystemClock
 from station.config import BenchConfig, InstrumentConfig
@@ -125,6 +129,24 @@ class ChannelSnapshot:
     t_s: float | None = None
     samples: int = 0
     message: str = ""
+
+
+@dataclass(frozen=True)
+class ScreenReading:
+    """An intake screen of the cell on a channel's fixture: ACIR at ``frequency_hz`` and OCV.
+
+    ``acir_ohm`` (ohm) and ``ocv_v`` (V) are ``None`` unless the meter gave a number (``status``
+    says why not: over range, no contact, reversed). ``t_s`` is the station clock time (s) of the
+    reading; ``instrument`` names the meter (``make model serial firmware``).
+    """
+
+    channel_id: str
+    status: ReadingStatus
+    acir_ohm: float | None
+    ocv_v: float | None
+    frequency_hz: float
+    t_s: float
+    instrument: str
 
 
 class EventBus:
@@ -371,6 +393,38 @@ class Engine:
     def snapshot(self) -> dict[str, ChannelSnapshot]:
         with self._lock:
             return dict(self._snapshots)
+
+    # --- screening ------------------------------------------------------------------------------
+
+    def measure_screen(self, channel_id: str, timeout_s: float = 30.0) -> ScreenReading:
+        """Measure ACIR (ohm, 1 kHz) and OCV (V) with the channel's impedance meter.
+
+        The measurement runs on the meter's own worker thread (queued behind any measurement a
+        run asked for), and this call blocks until it is done; raises :class:`EngineError` when
+        the channel has no ACIR meter or the meter does not answer within ``timeout_s`` (wall s).
+        """
+        self._require(channel_id)
+        meter = self.bench.channels[channel_id].acir_meter
+        if meter is None:
+            raise EngineError(f"channel {channel_id} has no ACIR meter")
+        worker = self._workers[meter]
+        future = worker.submit(lambda: worker.instrument.measure())
+        try:
+            reading: AcirReading = future.result(timeout=timeout_s)
+        except TimeoutError as error:
+            future.cancel()
+            raise EngineError(
+                f"ACIR meter {meter} did not answer within {timeout_s:g} s"
+            ) from error
+        return ScreenReading(
+            channel_id=channel_id,
+            status=reading.status,
+            acir_ohm=reading.resistance_ohm,
+            ocv_v=reading.voltage_v,
+            frequency_hz=reading.frequency_hz,
+            t_s=reading.t_s,
+            instrument=reading.identity.describe(),
+        )
 
     # --- runs -----------------------------------------------------------------------------------
 
