@@ -75,6 +75,10 @@ class StationController(QtCore.QObject):
         self.assigned: dict[str, str] = {}
         """channel_id -> cell_id scanned and waiting to start."""
         self.quarantine: list[str] = []
+        self.screening: dict[str, str] = {}
+        """channel_id -> cell_id being screened there (reserved until the gate result)."""
+        self.positions: dict[str, str] = {}
+        """cell_id -> channel_id whose fixture already holds it (a placed lot)."""
         self._dirty: set[str] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self.bridge.events_arrived.connect(self._on_events)
@@ -204,6 +208,9 @@ class StationController(QtCore.QObject):
         for channel_id, assigned in self.assigned.items():
             if assigned == cell_id:
                 return f"assigned to {channel_id}"
+        for channel_id, screened in self.screening.items():
+            if screened == cell_id:
+                return f"being screened on {channel_id}"
         for view in self.state.channels.values():
             if view.cell_id == cell_id and view.state is not ChannelState.IDLE:
                 return f"on {view.channel_id} ({view.state.value})"
@@ -212,17 +219,39 @@ class StationController(QtCore.QObject):
         return None
 
     def intake(self, cell_id: str) -> None:
-        """Screen a scanned cell (worker) and assign it to a free channel or to quarantine."""
-        if self.screener is None:
-            self._place(cell_id, GateResult(True, "no intake screen configured"))
+        """Screen a scanned cell on the channel it goes to (worker), then assign it there or send
+        it to quarantine. The channel is the one already holding the cell (a placed lot), else
+        the first free one; it is reserved while the screen runs so a second scan cannot take it.
+        """
+        channel_id = self._channel_for(cell_id)
+        if channel_id is None:
+            self.intake_result.emit(f"{cell_id}: no free channel, set aside", False)
             return
-        self.status.emit(f"Screening {cell_id}…")
+        if self.screener is None:
+            self._place(cell_id, channel_id, GateResult(True, "no intake screen configured"))
+            return
+        self.screening[channel_id] = cell_id
+        self.status.emit(f"Screening {cell_id} on {channel_id}…")
+
+        def failed(exc: BaseException) -> None:
+            self.screening.pop(channel_id, None)
+            self.intake_result.emit(f"{cell_id}: screen on {channel_id} failed: {exc}", False)
+
         self.workers.submit(
             self.screener,
             cell_id,
-            on_done=lambda result: self._place(cell_id, result),
-            on_error=lambda exc: self.intake_result.emit(f"{cell_id}: screen failed: {exc}", False),
+            channel_id,
+            on_done=lambda result: self._place(cell_id, channel_id, result),
+            on_error=failed,
         )
+
+    def _channel_for(self, cell_id: str) -> str | None:
+        taken = set(self.assigned) | set(self.screening)
+        free = [c for c in self.state.free_channels() if c not in taken]
+        placed = self.positions.get(cell_id)
+        if placed in free:
+            return placed
+        return free[0] if free else None
 
     def import_lot(self, path: str) -> None:
         """Read (and store, when storage is attached) a lot file in a worker; all or nothing."""
@@ -243,13 +272,18 @@ class StationController(QtCore.QObject):
 
         self.workers.submit(load, on_done=done, on_error=failed)
 
-    def place_lot(self, placed: list[tuple[Cell, str | None]]) -> int:
-        """Cells already sitting in channels (a simulated bench's lot): remember them and assign
-        each to its channel, ready for Enter to start. Returns how many were placed."""
+    def place_lot(self, placed: list[tuple[Cell, str | None]], *, assign: bool = True) -> int:
+        """Cells already sitting in channels (a simulated bench's lot): remember them and where
+        they sit and, with ``assign``, assign each to its channel, ready for Enter to start
+        (without, each waits for its scan and screen). Returns how many sit in a channel."""
         count = 0
         for cell, channel_id in placed:
             self.lot[cell.cell_id] = cell
             if channel_id is None or channel_id not in self.state.channels:
+                continue
+            self.positions[cell.cell_id] = channel_id
+            if not assign:
+                count += 1
                 continue
             self.assigned[channel_id] = cell.cell_id
             self.state.channel(channel_id).cell_id = cell.cell_id
@@ -264,16 +298,15 @@ class StationController(QtCore.QObject):
         rating = f"{cell.rated_capacity_ah:g} Ah" if cell.rated_capacity_ah else "no rating"
         return f"lot {cell.lot or '?'}, {cell.chemistry or '?'} {rating}"
 
-    def _place(self, cell_id: str, gate: GateResult) -> None:
+    def _place(self, cell_id: str, channel_id: str, gate: GateResult) -> None:
+        self.screening.pop(channel_id, None)
         if not gate.passed:
             self.quarantine.append(cell_id)
             self.intake_result.emit(f"{cell_id}: {gate.summary} -> QUARANTINE", False)
             return
-        free = [c for c in self.state.free_channels() if c not in self.assigned]
-        if not free:
-            self.intake_result.emit(f"{cell_id}: {gate.summary}; no free channel, set aside", False)
+        if channel_id in self.assigned or channel_id not in self.state.free_channels():
+            self.intake_result.emit(f"{cell_id}: {gate.summary}; {channel_id} is taken", False)
             return
-        channel_id = free[0]
         self.assigned[channel_id] = cell_id
         view = self.state.channel(channel_id)
         view.cell_id = cell_id

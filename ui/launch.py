@@ -23,6 +23,7 @@ from ui.adapters import instruments_from_bench, recipe_info, storage_history
 from ui.app import APP_NAME, ORGANISATION, MainWindow
 from ui.controller import StationController
 from ui.engine_api import EngineLike, GateResult
+from ui.screening import make_screener
 
 DEFAULT_RECIPE = "incoming-inspection"
 
@@ -43,14 +44,23 @@ def build_station_window(
     if recipe not in names:
         raise ValueError(f"recipe {recipe!r} is not one of {', '.join(names)}")
 
-    def screen(cell_id: str) -> GateResult:
-        # Finds the cell (imported with its lot) or creates it bare; a bare cell cannot start a
-        # run until its rated values are known, and the engine's pre-start check says so.
+    def identify(cell_id: str, _channel_id: str) -> GateResult:
+        # Without an impedance meter there is nothing to screen: find the cell (imported with
+        # its lot) or create it bare; a bare cell cannot start a run until its rated values are
+        # known, and the engine's pre-start check says so.
         cell, created = storage.find_or_create_cell(cell_id, who=operator)
         if created:
-            return GateResult(True, "new cell (not in an imported lot)")
+            return GateResult(True, "new cell (not in an imported lot), not screened")
         rating = f"{cell.rated_capacity_ah:g} Ah" if cell.rated_capacity_ah else "no rating"
         return GateResult(True, f"lot {cell.lot or '?'}, {cell.chemistry or '?'} {rating}")
+
+    measure = getattr(engine, "measure_screen", None)
+    screened = None if measure is None else make_screener(storage, measure, operator=operator)
+
+    def screener(cell_id: str, channel_id: str) -> GateResult:
+        if screened is not None and bench.channels[channel_id].acir_meter:
+            return screened(cell_id, channel_id)
+        return identify(cell_id, channel_id)
 
     def estimate(cell_id: str, recipe_name: str) -> float | None:
         cell = storage.get_cell(cell_id)
@@ -63,7 +73,7 @@ def build_station_window(
         list(bench.channels),
         recipe=recipe,
         history_loader=storage_history(storage),
-        screener=screen,
+        screener=screener,
         store_cells=lambda cells: storage.add_cells(cells, who=operator),
         estimate_s=estimate,
     )
