@@ -182,6 +182,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.overview.channel_selected.connect(self.select_channel)
         self.instruments_view.test_requested.connect(c.test_instrument)
         c.connected.connect(self._on_connected)
+        refcheck = self.instruments_view.refcheck
+        refcheck.check_requested.connect(c.run_reference_check)
+        c.reference_checked.connect(refcheck.show_result)
+        c.reference_failed.connect(refcheck.show_error)
+        c.reference_history.connect(refcheck.show_history)
+        if c.reference_checker is not None:
+            refcheck.set_cells(list(c.reference_checker.cells.values()))
+            c.refresh_reference_history()
         self.recipes_view.recipe_chosen.connect(self._on_recipe_chosen)
         c.instrument_result.connect(
             lambda name, text: self.instruments_view.status.setText(f"{name}: {text}")

@@ -17,6 +17,7 @@ from station.cells import Cell, CellDataError, read_lot_file
 from station.events import Event, RunEnded, RunOutcome, RunStarted, Sample
 from ui.bridge import EventBridge
 from ui.engine_api import EngineLike, GateResult, GradeProvider, GradeView, HistoryLoader, Screener
+from ui.refcheck import RefCheckResult, ReferenceChecker
 from ui.state import BenchState, ChannelState
 from ui.workers import Workers
 
@@ -39,6 +40,11 @@ class StationController(QtCore.QObject):
     intake_result = QtCore.Signal(str, bool)
     stop_all_finished = QtCore.Signal(bool, str)
     instrument_result = QtCore.Signal(str, str)
+    reference_checked = QtCore.Signal(object)
+    """A :class:`ui.refcheck.RefCheckResult`."""
+    reference_failed = QtCore.Signal(str)
+    reference_history = QtCore.Signal(list, str)
+    """(stored checks newest first, when the next check is due in words)."""
     connected = QtCore.Signal(dict)
     """instrument name -> identity text, once the engine has opened and identified them."""
 
@@ -54,6 +60,7 @@ class StationController(QtCore.QObject):
         store_cells: Callable[[list[Cell]], object] | None = None,
         estimate_s: Callable[[str, str], float | None] | None = None,
         instrument_test: Callable[[str], str] | None = None,
+        reference_checker: ReferenceChecker | None = None,
         parent: QtCore.QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -67,6 +74,8 @@ class StationController(QtCore.QObject):
         """(cell_id, recipe_name) -> estimated run time in seconds (blocking; in a worker)."""
         self.instrument_test = instrument_test
         """instrument name -> result in words (opens, identifies, reads; blocking; in a worker)."""
+        self.reference_checker = reference_checker
+        """Measures and stores the daily reference-cell check (blocking; in a worker)."""
         self.lot: dict[str, Cell] = {}
         """Cells of the imported lot(s) by ID; a scan of one of them shows its lot and rating."""
         self.state = BenchState(channel_ids)
@@ -188,6 +197,36 @@ class StationController(QtCore.QObject):
             on_error=lambda exc: self.instrument_result.emit(name, f"FAILED: {exc}"),
         )
 
+    def run_reference_check(self, cell_id: str) -> None:
+        """Measure reference cell ``cell_id`` in a worker, store it, then refresh the history."""
+        checker = self.reference_checker
+        if checker is None:
+            self.reference_failed.emit("no reference cells configured")
+            return
+        self.status.emit(f"Reference check of {cell_id}…")
+
+        def done(result: RefCheckResult) -> None:
+            self.reference_checked.emit(result)
+            self.status.emit(result.summary())
+            self.refresh_reference_history()
+
+        self.workers.submit(
+            checker.check,
+            cell_id,
+            on_done=done,
+            on_error=lambda exc: self.reference_failed.emit(f"Reference check failed: {exc}"),
+        )
+
+    def refresh_reference_history(self) -> None:
+        checker = self.reference_checker
+        if checker is None:
+            return
+        self.workers.submit(
+            checker.history,
+            on_done=lambda pair: self.reference_history.emit(*pair),
+            on_error=lambda exc: self.status.emit(f"Reading reference checks failed: {exc}"),
+        )
+
     def load_history(self, channel_id: str) -> None:
         view = self.state.channel(channel_id)
         if self.history_loader is None or not view.run_id:
@@ -300,6 +339,8 @@ class StationController(QtCore.QObject):
 
     def _place(self, cell_id: str, channel_id: str, gate: GateResult) -> None:
         self.screening.pop(channel_id, None)
+        if gate.cell is not None and gate.cell.lot:
+            self.lot[cell_id] = gate.cell
         if not gate.passed:
             self.quarantine.append(cell_id)
             self.intake_result.emit(f"{cell_id}: {gate.summary} -> QUARANTINE", False)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from station.cells import Cell
 from station.events import Event, Sample
 
 
@@ -133,6 +134,8 @@ class GateResult:
     """Open-circuit voltage (V) the screen measured, when it measured one."""
     acir_ohm: float | None = None
     """1 kHz AC internal resistance (ohm) the screen measured, when it measured one."""
+    cell: Cell | None = None
+    """The cell as found in (or created in) storage, with its lot and rated values."""
 
 
 Screener = Callable[[str, str], GateResult]

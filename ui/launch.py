@@ -23,6 +23,7 @@ from ui.adapters import instruments_from_bench, recipe_info, storage_history
 from ui.app import APP_NAME, ORGANISATION, MainWindow
 from ui.controller import StationController
 from ui.engine_api import EngineLike, GateResult
+from ui.refcheck import ReferenceCell, ReferenceChecker, load_reference_cells
 from ui.screening import make_screener
 
 DEFAULT_RECIPE = "incoming-inspection"
@@ -38,6 +39,7 @@ def build_station_window(
     recipe: str = DEFAULT_RECIPE,
     recipes: Sequence[str] | None = None,
     settings: QtCore.QSettings | None = None,
+    reference_cells: Sequence[ReferenceCell] = (),
 ) -> MainWindow:
     """The main window wired to ``engine`` and ``storage`` for ``bench`` (not yet connected)."""
     names = list(recipes if recipes is not None else recipe_names())
@@ -49,10 +51,7 @@ def build_station_window(
         # its lot) or create it bare; a bare cell cannot start a run until its rated values are
         # known, and the engine's pre-start check says so.
         cell, created = storage.find_or_create_cell(cell_id, who=operator)
-        if created:
-            return GateResult(True, "new cell (not in an imported lot), not screened")
-        rating = f"{cell.rated_capacity_ah:g} Ah" if cell.rated_capacity_ah else "no rating"
-        return GateResult(True, f"lot {cell.lot or '?'}, {cell.chemistry or '?'} {rating}")
+        return GateResult(True, "new cell, not screened" if created else "not screened", cell=cell)
 
     measure = getattr(engine, "measure_screen", None)
     screened = None if measure is None else make_screener(storage, measure, operator=operator)
@@ -68,6 +67,13 @@ def build_station_window(
             return None
         return estimate_duration_s(shipped_recipe(recipe_name), cell)
 
+    checker = (
+        None
+        if measure is None or not reference_cells
+        else ReferenceChecker(
+            bench, storage, measure, reference_cells, clock=storage.clock, operator=operator
+        )
+    )
     controller = StationController(
         engine,
         list(bench.channels),
@@ -76,6 +82,7 @@ def build_station_window(
         screener=screener,
         store_cells=lambda cells: storage.add_cells(cells, who=operator),
         estimate_s=estimate,
+        reference_checker=checker,
     )
     window = MainWindow(
         simulated=simulated,
@@ -101,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", help="station database file (default: in the user data folder)")
     parser.add_argument("--recipe", default="incoming-inspection", help="recipe for new runs")
     parser.add_argument("--operator", default="operator", help="who is at the bench")
+    parser.add_argument(
+        "--reference-cells", help="TOML file of reference cells for the daily check"
+    )
     parser.add_argument(
         "--speed", type=float, default=60.0, help="with --sim: simulated seconds per wall second"
     )
@@ -140,6 +150,9 @@ def open_simulated_bench(args: argparse.Namespace, settings: QtCore.QSettings) -
             operator=args.operator,
             recipe=args.recipe,
             settings=settings,
+            reference_cells=(
+                load_reference_cells(args.reference_cells) if args.reference_cells else ()
+            ),
         )
     except BaseException:
         storage.close()
@@ -161,7 +174,7 @@ def open_bench(args: argparse.Namespace, settings: QtCore.QSettings) -> QtWidget
     if args.sim and not args.bench:
         try:
             return open_simulated_bench(args, settings)
-        except (OSError, RuntimeError, ConfigError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:
             window = MainWindow(simulated=True, settings=settings)
             window.banner.add(f"The simulated bench did not start: {exc}")
             return window
@@ -176,6 +189,12 @@ def open_bench(args: argparse.Namespace, settings: QtCore.QSettings) -> QtWidget
         window = MainWindow(simulated=args.sim, settings=settings)
         window.banner.add(f"Bench {bench_path} not loaded: {exc}")
         return window
+    try:
+        references = load_reference_cells(args.reference_cells) if args.reference_cells else []
+    except (OSError, ValueError) as exc:
+        window = MainWindow(simulated=args.sim, settings=settings)
+        window.banner.add(f"Reference cells not loaded: {exc}")
+        return window
     db_path = args.db or default_db_path("station.db")
     clock = SystemClock()
     storage = Storage(db_path, clock)
@@ -188,6 +207,7 @@ def open_bench(args: argparse.Namespace, settings: QtCore.QSettings) -> QtWidget
         operator=args.operator,
         recipe=args.recipe,
         settings=settings,
+        reference_cells=references,
     )
     settings.setValue("bench/last_path", str(bench_path))
     window.after_shutdown.append(storage.close)

@@ -17,6 +17,7 @@ Rules (any one sends the cell to quarantine), /work/shared/reference/grading.md 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Protocol
 
@@ -116,6 +117,7 @@ def make_screener(
         cell, _created = storage.find_or_create_cell(cell_id, who=operator)
         reading = measure(channel_id, timeout_s)
         status = getattr(reading, "status", "")
-        return gate(cell, reading, str(getattr(status, "value", status)))
+        result = gate(cell, reading, str(getattr(status, "value", status)))
+        return dataclasses.replace(result, cell=cell)
 
     return screen

@@ -9,6 +9,7 @@ from typing import Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ui.engine_api import GradeView, InstrumentInfo, RecipeInfo
+from ui.refcheck import RefCheckPanel
 from ui.state import format_duration, grade_colour
 
 ItemRole = QtCore.Qt.ItemDataRole
@@ -23,7 +24,8 @@ def calibration_overdue(due_iso: str, today: dt.date) -> bool:
 
 
 class InstrumentsView(QtWidgets.QWidget):
-    """Configured instruments: identity, connection state, calibration due."""
+    """Configured instruments: identity, connection state, calibration due, a connection test
+    and the daily reference-cell check."""
 
     test_requested = QtCore.Signal(str)
 
@@ -45,6 +47,8 @@ class InstrumentsView(QtWidgets.QWidget):
         row.addWidget(self.test_button)
         row.addWidget(self.status, 1)
         layout.addLayout(row)
+        self.refcheck = RefCheckPanel()
+        layout.addWidget(self.refcheck, 1)
         self.instruments: list[InstrumentInfo] = []
 
     def set_instruments(self, instruments: Sequence[InstrumentInfo], today: dt.date) -> None:

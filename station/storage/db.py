@@ -99,6 +99,22 @@ class RunProgress:
     last_t_s: float | None
 
 
+@dataclass(frozen=True)
+class ReferenceCheck:
+    """One stored reference-cell check: ``measured`` and ``expected`` in the quantity's unit
+    (V for ocv_v, ohm for acir_ohm), ``t_s`` station-clock seconds."""
+
+    t_s: float
+    instrument_serial: str
+    reference_cell_id: str
+    quantity: str
+    measured: float
+    expected: float
+    tolerance: float
+    passed: bool
+    operator: str
+
+
 class _Stop:
     pass
 
@@ -780,6 +796,23 @@ class Storage:
                 (instrument_serial,),
             ).fetchall()
         return any(passed and _date_of(t_s) == day.isoformat() for t_s, passed in rows)
+
+    def last_reference_checks(self, limit: int = 50) -> list[ReferenceCheck]:
+        """The newest ``limit`` reference-cell checks, newest first."""
+        with self.reader() as conn:
+            rows = conn.execute(
+                "SELECT t_s, instrument_serial, reference_cell_id, quantity, measured, expected,"
+                " tolerance, passed, operator FROM reference_checks ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        checks = []
+        for t_s, serial, cell_id, quantity, measured, expected, tol, passed, who in rows:
+            checks.append(
+                ReferenceCheck(
+                    t_s, serial, cell_id, quantity, measured, expected, tol, bool(passed), who
+                )
+            )
+        return checks
 
     def audit(self, who: str, action: str, subject: str, detail: str, why: str) -> None:
         now = self.clock.now()

@@ -47,7 +47,8 @@ def test_station_window_wires_recipes_lot_cells_and_estimates(qtbot, settings, t
             window.controller.connect_bench()
         with qtbot.waitSignal(window.controller.intake_result, timeout=5000):
             scan(qtbot, window, "LOT1-0001")
-        assert "lot LOT-1, NMC 3 Ah -> ch01" in window.intake.result.text()
+        assert window.intake.result.text().startswith("LOT1-0001 (lot LOT-1, NMC 3 Ah): OCV ")
+        assert window.intake.result.text().endswith(": pass -> ch01")
         window.controller.start_assigned()
         view = window.controller.state.channel("ch01")
         qtbot.waitUntil(lambda: view.estimated_duration_s is not None, timeout=10_000)
