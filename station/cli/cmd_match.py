@@ -1,9 +1,9 @@
 """``station match``: matched groups for pack assembly from the cells of a lot in the database.
 
-Grades are not stored in the database, so each cell's figures are computed from its latest
-completed run's stored samples (:func:`station.grading.metrics.cell_metrics`, with the run's
-ACIR and OCV measurements added) and graded under the profile (:func:`grade_batch`) before
-:func:`station.grading.matching.match_cells` groups them.
+The lot is graded under the profile through the station's one evaluation path
+(:func:`station.evaluation.grade_lot`: each cell's latest completed run, its ACIR/OCV
+measurements and any self-discharge hold, with the lot statistics) before
+:func:`station.grading.matching.match_cells` groups the cells.
 
 An ``SsPp`` pack: with ``P > 1`` cells are matched into parallel groups of ``P`` (the profile's
 parallel windows, tighter on resistance) and every ``S`` groups make a pack; with ``P = 1``
@@ -14,13 +14,8 @@ cells are matched into series strings of ``S``. A window whose figure no cell of
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from station.cli.common import default_db_path, print_json
 from station.cli.main import CommandError
@@ -64,77 +59,6 @@ def _positive(value: int, flag: str) -> None:
         raise CommandError(f"{flag} must be at least 1, got {value}")
 
 
-def lot_metrics(conn: sqlite3.Connection, lot: str) -> tuple[list[CellMetrics], list[str]]:
-    """Figures of every cell of ``lot`` with a completed run, and the IDs of those without."""
-    ids = [r[0] for r in conn.execute("SELECT cell_id FROM cells WHERE lot = ?", (lot,))]
-    return stored_metrics(conn, sorted(ids))
-
-
-def stored_metrics(
-    conn: sqlite3.Connection, cell_ids: list[str]
-) -> tuple[list[CellMetrics], list[str]]:
-    """Figures of each cell from its latest completed run's stored samples and ACIR/OCV
-    measurements, and the IDs of the cells without a completed run."""
-    # The grading core pulls in scipy: imported here so other commands start fast.
-    from station.grading.metrics import CellInputs, cell_metrics
-    from station.grading.results import Figure
-    from station.grading.soh import Reference
-    from station.grading.timeseries import TimeSeries
-
-    cells = [
-        conn.execute(
-            "SELECT cell_id, chemistry, rated_capacity_ah, bol_resistance_ohm FROM cells"
-            " WHERE cell_id = ?",
-            (cell_id,),
-        ).fetchone()
-        for cell_id in cell_ids
-    ]
-    metrics, without = [], []
-    for cell_id, chemistry, rated_ah, bol_ohm in filter(None, cells):
-        run = conn.execute(
-            "SELECT run_pk FROM runs WHERE cell_id = ? AND outcome = 'completed'"
-            " ORDER BY ended_t_s DESC, run_pk DESC LIMIT 1",
-            (cell_id,),
-        ).fetchone()
-        rows = (
-            conn.execute(
-                "SELECT t_s, voltage_v, current_a, temperature_c, step_index FROM samples"
-                " WHERE run_pk = ? ORDER BY seq",
-                (run[0],),
-            ).fetchall()
-            if run
-            else []
-        )
-        if len(rows) < 2 or rated_ah is None:
-            without.append(cell_id)
-            continue
-        data = np.array([[math.nan if v is None else v for v in r] for r in rows], dtype=float)
-        temperature = None if np.all(np.isnan(data[:, 3])) else data[:, 3]
-        ts = TimeSeries.from_arrays(
-            data[:, 0], data[:, 1], data[:, 2], temperature, step_count=data[:, 4].astype(int)
-        )
-        extra: dict[str, Figure] = {}
-        for kind, key, name, unit in (
-            ("acir", "resistance_ohm", "acir_ohm", "ohm"),
-            ("ocv", "voltage_v", "ocv_v", "V"),
-        ):
-            found = conn.execute(
-                "SELECT values_json FROM measurements WHERE run_pk = ? AND kind = ?"
-                " ORDER BY id DESC LIMIT 1",
-                (run[0], kind),
-            ).fetchone()
-            value = json.loads(found[0]).get(key) if found else None
-            if isinstance(value, int | float) and math.isfinite(value):
-                extra[name] = Figure(float(value), unit)
-        inputs = CellInputs(
-            cell_id,
-            str(chemistry).lower(),
-            Reference(rated_capacity_ah=float(rated_ah), bol_resistance_ohm=bol_ohm),
-        )
-        metrics.append(cell_metrics(inputs, ts, extra=extra or None))
-    return metrics, without
-
-
 def _windows(cells: list[CellMetrics], windows: MatchWindows) -> tuple[MatchWindows, list[str]]:
     """Leave unconstrained every window whose figure no cell has, naming it."""
     from station.grading.matching import MatchWindows
@@ -158,8 +82,10 @@ def _windows(cells: list[CellMetrics], windows: MatchWindows) -> tuple[MatchWind
 
 
 def run(args: argparse.Namespace) -> int:
+    # The grading core pulls in scipy: imported here so other commands start fast.
+    from station.evaluation import EvaluationError, grade_lot
     from station.grading.matching import MatchWindows, match_cells
-    from station.grading.profiles import ProfileError, grade_batch, load_profile
+    from station.grading.profiles import ProfileError, load_profile
 
     _positive(args.series, "--series")
     _positive(args.parallel, "--parallel")
@@ -170,16 +96,13 @@ def run(args: argparse.Namespace) -> int:
         profile = load_profile(args.profile)
     except (ProfileError, OSError) as error:
         raise CommandError(f"profile {args.profile}: {error}") from None
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        cells, without = lot_metrics(conn, args.lot)
-    except sqlite3.Error as error:
-        raise CommandError(f"database {db_path}: {error}") from None
-    finally:
-        conn.close()
+        graded = grade_lot(db_path, profile, lot=args.lot)
+    except EvaluationError as error:
+        raise CommandError(str(error)) from None
+    cells, grades, without = graded.metrics, graded.grades, sorted(graded.not_graded)
     if not cells:
         raise CommandError(f"lot {args.lot!r} has no cell with a completed run in {db_path}")
-    grades, _report = grade_batch(cells, profile)
     parallel = args.parallel > 1
     size = args.parallel if parallel else args.series
     windows, unconstrained = _windows(cells, MatchWindows.from_profile(profile, parallel))

@@ -341,18 +341,16 @@ def _wait(
 
 def _grades(storage: Storage, cell_ids: list[str], profile_name: str) -> dict[str, str]:
     """Grades under the profile of the cells with a completed run, from the stored data."""
-    from station.cli.cmd_match import stored_metrics
-    from station.grading.profiles import grade_batch, load_profile
+    from station.evaluation import EvaluationError, grade_lot
+    from station.grading.profiles import load_profile
 
     try:
-        with storage.reader() as conn:
-            cells, _without = stored_metrics(conn, cell_ids)
-        grades, _report = grade_batch(cells, load_profile(profile_name))
-    except ValueError as error:  # stored data a figure cannot be computed from
+        graded = grade_lot(storage, load_profile(profile_name), cell_ids=cell_ids)
+    except (ValueError, EvaluationError) as error:  # stored data a figure cannot come from
         log.warning("grading under %s failed: %s", profile_name, error)
         _say(f"grading under {profile_name} failed: {error}")
         return {}
-    return {g.cell_id: g.outcome for g in grades}
+    return {g.cell_id: g.outcome for g in graded.grades}
 
 
 def _summary(

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "station.cli.cmd_doctor",
     "station.cli.cmd_import",
     "station.cli.cmd_match",
+    "station.cli.cmd_grade",
 )
 
 

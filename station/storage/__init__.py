@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from station.storage.db import (
+    GradeEntry,
     RunProgress,
     RunRecord,
     Storage,
     StorageError,
+    StoredGrade,
     integrity_check,
 )
 
 __all__ = [
+    "GradeEntry",
     "RunProgress",
     "RunRecord",
     "Storage",
     "StorageError",
+    "StoredGrade",
     "integrity_check",
 ]

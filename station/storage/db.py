@@ -1002,6 +1002,166 @@ class Storage:
             ).fetchall()
         return [r for r in rows if before_t_s is None or r[2] <= before_t_s]
 
+    # --- intake checklist and grades (ADR 0009) -----------------------------------------------
+
+    def record_intake(self, cell_id: str, facts: dict[str, bool], *, who: str, why: str) -> int:
+        """Store the intake checklist answers of a cell (damage seen, traceable, calendar
+        expired...) as a measurement row the grading gates read; audited."""
+        now = self.clock.now()
+        values = json.dumps(dict(sorted(facts.items())))
+
+        def record(conn: sqlite3.Connection) -> int:
+            if conn.execute("SELECT 1 FROM cells WHERE cell_id = ?", (cell_id,)).fetchone() is None:
+                raise StorageError(f"cell {cell_id!r} is not stored; import it first")
+            cursor = conn.execute(
+                "INSERT INTO measurements (cell_id, kind, values_json, instrument, operator,"
+                " reason, t_s) VALUES (?, 'intake_checklist', ?, 'operator', ?, ?, ?)",
+                (cell_id, values, who, why, now),
+            )
+            _append_audit(conn, now, who, "intake checklist", cell_id, values, why)
+            return int(cursor.lastrowid or 0)
+
+        return self.call(record)
+
+    def record_grades(self, grades: Sequence[GradeEntry], *, who: str, why: str) -> list[int]:
+        """Store grades in one transaction, one audit row each; each new row supersedes the
+        cell's previous grade (which stays). Returns the new row IDs."""
+        now = self.clock.now()
+
+        def record(conn: sqlite3.Connection) -> list[int]:
+            ids: list[int] = []
+            for entry in grades:
+                if (
+                    conn.execute(
+                        "SELECT 1 FROM cells WHERE cell_id = ?", (entry.cell_id,)
+                    ).fetchone()
+                    is None
+                ):
+                    raise StorageError(f"cell {entry.cell_id!r} is not stored; cannot grade it")
+                previous = conn.execute(
+                    "SELECT id FROM grades WHERE cell_id = ? ORDER BY id DESC LIMIT 1",
+                    (entry.cell_id,),
+                ).fetchone()
+                cursor = conn.execute(
+                    "INSERT INTO grades (cell_id, run_ids, profile_name, profile_version,"
+                    " profile_sha256, grade, bin, use, reason, explanation_json, operator,"
+                    " created_t_s, supersedes_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        entry.cell_id,
+                        json.dumps(list(entry.run_ids)),
+                        entry.profile_name,
+                        entry.profile_version,
+                        entry.profile_sha256,
+                        entry.grade,
+                        entry.bin,
+                        entry.use,
+                        entry.reason,
+                        json.dumps(entry.explanation, sort_keys=True, allow_nan=False),
+                        who,
+                        now,
+                        None if previous is None else previous[0],
+                    ),
+                )
+                grade_id = int(cursor.lastrowid or 0)
+                ids.append(grade_id)
+                _append_audit(
+                    conn,
+                    now,
+                    who,
+                    "grade cell",
+                    entry.cell_id,
+                    json.dumps(
+                        {
+                            "grade_id": grade_id,
+                            "grade": entry.grade,
+                            "profile": f"{entry.profile_name} {entry.profile_version}",
+                            "profile_sha256": entry.profile_sha256,
+                            "runs": list(entry.run_ids),
+                        },
+                        sort_keys=True,
+                    ),
+                    why,
+                )
+            return ids
+
+        return self.call(record)
+
+    def grades_of(self, cell_id: str) -> list[StoredGrade]:
+        """Every grade the cell was ever given, oldest first."""
+        with self.reader() as conn:
+            rows = conn.execute(
+                f"SELECT {_GRADE_COLUMNS} FROM grades WHERE cell_id = ? ORDER BY id", (cell_id,)
+            ).fetchall()
+        return [_stored_grade(row) for row in rows]
+
+    def latest_grades(self, lot: str | None = None) -> dict[str, StoredGrade]:
+        """The current (latest) grade of each graded cell, of ``lot`` when given."""
+        query = (
+            f"SELECT {_GRADE_COLUMNS} FROM grades WHERE id IN"
+            " (SELECT max(id) FROM grades GROUP BY cell_id)"
+        )
+        params: tuple[str, ...] = ()
+        if lot is not None:
+            query += " AND cell_id IN (SELECT cell_id FROM cells WHERE lot = ?)"
+            params = (lot,)
+        with self.reader() as conn:
+            rows = conn.execute(query + " ORDER BY cell_id", params).fetchall()
+        return {row[1]: _stored_grade(row) for row in rows}
+
+
+@dataclass(frozen=True)
+class GradeEntry:
+    """A grade to store: ``grade`` is the outcome (bin name, REJECT, QUARANTINE, RETEST), ``bin``
+    the bin name when a bin was confirmed ('' when a gate decided), ``explanation`` a JSON object
+    (every rule with value, threshold, margin and verdict, and the figures)."""
+
+    cell_id: str
+    run_ids: tuple[str, ...]
+    profile_name: str
+    profile_version: str
+    profile_sha256: str
+    grade: str
+    bin: str
+    use: str
+    reason: str
+    explanation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredGrade(GradeEntry):
+    """A grade as stored: its row ID, who graded, when (station clock s) and the grade it
+    superseded (None for the cell's first)."""
+
+    id: int = 0
+    operator: str = ""
+    created_t_s: float = 0.0
+    supersedes_id: int | None = None
+
+
+_GRADE_COLUMNS = (
+    "id, cell_id, run_ids, profile_name, profile_version, profile_sha256, grade, bin, use,"
+    " reason, explanation_json, operator, created_t_s, supersedes_id"
+)
+
+
+def _stored_grade(row: Sequence[Any]) -> StoredGrade:
+    return StoredGrade(
+        cell_id=row[1],
+        run_ids=tuple(json.loads(row[2])),
+        profile_name=row[3],
+        profile_version=row[4],
+        profile_sha256=row[5],
+        grade=row[6],
+        bin=row[7],
+        use=row[8],
+        reason=row[9],
+        explanation=json.loads(row[10]),
+        id=int(row[0]),
+        operator=row[11],
+        created_t_s=float(row[12]),
+        supersedes_id=None if row[13] is None else int(row[13]),
+    )
+
 
 def _date_of(t_s: float) -> str:
     return dt.datetime.fromtimestamp(t_s, dt.UTC).date().isoformat()

@@ -1,9 +1,9 @@
 """The database schema as numbered migrations (applied in order, each in one transaction).
 
-Raw data (samples, step events, measurements, limit trips, faults, audit) is append-only:
-triggers refuse UPDATE and DELETE. Corrections are new measurement rows whose ``corrects_id``
-names the original. ``runs`` may only gain its end once; ``run_progress`` is the mutable
-per-run checkpoint written in the same transaction as each sample batch.
+Raw data (samples, step events, measurements, limit trips, faults, audit) and grades are
+append-only: triggers refuse UPDATE and DELETE. Corrections are new measurement rows whose
+``corrects_id`` names the original. ``runs`` may only gain its end once; ``run_progress`` is the
+mutable per-run checkpoint written in the same transaction as each sample batch.
 """
 
 from __future__ import annotations
@@ -244,7 +244,31 @@ DROP TABLE samples;
 ALTER TABLE samples_v2 RENAME TO samples;
 """
 
+# Stored grades (ADR 0009): one row per cell per grading, never changed. Re-grading (a new
+# profile version, a corrected measurement) adds a row whose ``supersedes_id`` names the cell's
+# previous grade, so every grade ever issued stays readable with the profile that gave it.
+_V3 = """
+CREATE TABLE grades (
+    id INTEGER PRIMARY KEY,
+    cell_id TEXT NOT NULL REFERENCES cells(cell_id),
+    run_ids TEXT NOT NULL,
+    profile_name TEXT NOT NULL,
+    profile_version TEXT NOT NULL,
+    profile_sha256 TEXT NOT NULL,
+    grade TEXT NOT NULL,
+    bin TEXT NOT NULL DEFAULT '',
+    use TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL,
+    explanation_json TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    created_t_s REAL NOT NULL,
+    supersedes_id INTEGER REFERENCES grades(id)
+);
+CREATE INDEX grades_cell ON grades(cell_id, id);
+"""
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", _V1 + "".join(_append_only(t) for t in APPEND_ONLY_TABLES)),
     (2, "samples keyed by one integer", _V2 + _append_only("samples")),
+    (3, "stored grades", _V3 + _append_only("grades")),
 )

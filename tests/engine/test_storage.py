@@ -65,14 +65,14 @@ def test_pragmas_and_schema_version(storage: Storage) -> None:
     assert storage.call(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
     assert storage.call(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == 2  # FULL
     with storage.reader() as conn:
-        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 2
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 3
 
 
 def test_reopen_does_not_reapply_migrations(tmp_path: Path, clock: ManualClock) -> None:
     Storage(tmp_path / "a.db", clock).close()
     again = Storage(tmp_path / "a.db", clock)
     with again.reader() as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 2
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 3
     again.close()
 
 
