@@ -182,6 +182,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.overview.channel_selected.connect(self.select_channel)
         self.instruments_view.test_requested.connect(c.test_instrument)
         c.connected.connect(self._on_connected)
+        c.stored_grades.connect(self.batch.set_grades)
+        c.matching_ready.connect(self.batch.show_groups)
+        self.batch.refresh_requested.connect(c.load_stored_grades)
+        self.batch.match_requested.connect(c.match)
+        c.load_stored_grades()
         refcheck = self.instruments_view.refcheck
         refcheck.check_requested.connect(c.run_reference_check)
         c.reference_checked.connect(refcheck.show_result)

@@ -17,6 +17,7 @@ from station.cells import Cell, CellDataError, read_lot_file
 from station.events import Event, RunEnded, RunOutcome, RunStarted, Sample
 from ui.bridge import EventBridge
 from ui.engine_api import EngineLike, GateResult, GradeProvider, GradeView, HistoryLoader, Screener
+from ui.grading import MatchingView
 from ui.refcheck import RefCheckResult, ReferenceChecker
 from ui.state import BenchState, ChannelState
 from ui.workers import Workers
@@ -45,6 +46,10 @@ class StationController(QtCore.QObject):
     reference_failed = QtCore.Signal(str)
     reference_history = QtCore.Signal(list, str)
     """(stored checks newest first, when the next check is due in words)."""
+    stored_grades = QtCore.Signal(list)
+    """Every cell's current grade as stored (list of GradeView)."""
+    matching_ready = QtCore.Signal(list, int, int)
+    """(lines in words, number of groups, number of cells not matched)."""
     connected = QtCore.Signal(dict)
     """instrument name -> identity text, once the engine has opened and identified them."""
 
@@ -61,6 +66,8 @@ class StationController(QtCore.QObject):
         estimate_s: Callable[[str, str], float | None] | None = None,
         instrument_test: Callable[[str], str] | None = None,
         reference_checker: ReferenceChecker | None = None,
+        grades_loader: Callable[[], list[GradeView]] | None = None,
+        matcher: Callable[[int, int], MatchingView] | None = None,
         parent: QtCore.QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -76,6 +83,10 @@ class StationController(QtCore.QObject):
         """instrument name -> result in words (opens, identifies, reads; blocking; in a worker)."""
         self.reference_checker = reference_checker
         """Measures and stores the daily reference-cell check (blocking; in a worker)."""
+        self.grades_loader = grades_loader
+        """Reads every cell's current stored grade (blocking; in a worker)."""
+        self.matcher = matcher
+        """(series, parallel) -> matched groups of the bench's lot (blocking; in a worker)."""
         self.lot: dict[str, Cell] = {}
         """Cells of the imported lot(s) by ID; a scan of one of them shows its lot and rating."""
         self.state = BenchState(channel_ids)
@@ -195,6 +206,30 @@ class StationController(QtCore.QObject):
             name,
             on_done=lambda text: self.instrument_result.emit(name, str(text)),
             on_error=lambda exc: self.instrument_result.emit(name, f"FAILED: {exc}"),
+        )
+
+    def load_stored_grades(self) -> None:
+        if self.grades_loader is None:
+            return
+        self.workers.submit(
+            self.grades_loader,
+            on_done=self.stored_grades.emit,
+            on_error=lambda exc: self.status.emit(f"Reading stored grades failed: {exc}"),
+        )
+
+    def match(self, series: int, parallel: int) -> None:
+        """Matched groups for an SsPp pack, computed in a worker."""
+        if self.matcher is None:
+            self.matching_ready.emit(["no storage attached: nothing to match"], 0, 0)
+            return
+        self.workers.submit(
+            self.matcher,
+            series,
+            parallel,
+            on_done=lambda view: self.matching_ready.emit(
+                list(view.lines), view.groups, view.unmatched
+            ),
+            on_error=lambda exc: self.matching_ready.emit([f"Matching failed: {exc}"], 0, 0),
         )
 
     def run_reference_check(self, cell_id: str) -> None:

@@ -16,6 +16,7 @@ from PySide6 import QtCore, QtWidgets
 from station.clock import SystemClock
 from station.config import BenchConfig, ConfigError, load_bench, sim_lot
 from station.engine import Engine
+from station.grading.profiles import load_profile
 from station.recipes import estimate_duration_s, recipe_names, shipped_recipe
 from station.simbench import SimulatedBench
 from station.storage import Storage
@@ -23,10 +24,12 @@ from ui.adapters import instruments_from_bench, recipe_info, storage_history
 from ui.app import APP_NAME, ORGANISATION, MainWindow
 from ui.controller import StationController
 from ui.engine_api import EngineLike, GateResult
+from ui.grading import make_grade_provider, matching_groups, stored_grade_views
 from ui.refcheck import ReferenceCell, ReferenceChecker, load_reference_cells
 from ui.screening import make_screener
 
 DEFAULT_RECIPE = "incoming-inspection"
+DEFAULT_PROFILE = "second-life"
 
 
 def build_station_window(
@@ -40,6 +43,7 @@ def build_station_window(
     recipes: Sequence[str] | None = None,
     settings: QtCore.QSettings | None = None,
     reference_cells: Sequence[ReferenceCell] = (),
+    profile: str = DEFAULT_PROFILE,
 ) -> MainWindow:
     """The main window wired to ``engine`` and ``storage`` for ``bench`` (not yet connected)."""
     names = list(recipes if recipes is not None else recipe_names())
@@ -74,6 +78,7 @@ def build_station_window(
             bench, storage, measure, reference_cells, clock=storage.clock, operator=operator
         )
     )
+    grading_profile = load_profile(profile)
     controller = StationController(
         engine,
         list(bench.channels),
@@ -83,6 +88,11 @@ def build_station_window(
         store_cells=lambda cells: storage.add_cells(cells, who=operator),
         estimate_s=estimate,
         reference_checker=checker,
+        grade_provider=make_grade_provider(storage, grading_profile, operator=operator),
+        grades_loader=lambda: stored_grade_views(storage),
+        matcher=lambda series, parallel: matching_groups(
+            storage, grading_profile, lot=None, series=series, parallel=parallel
+        ),
     )
     window = MainWindow(
         simulated=simulated,
@@ -108,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", help="station database file (default: in the user data folder)")
     parser.add_argument("--recipe", default="incoming-inspection", help="recipe for new runs")
     parser.add_argument("--operator", default="operator", help="who is at the bench")
+    parser.add_argument(
+        "--profile", default=DEFAULT_PROFILE, help="grading profile for finished runs"
+    )
     parser.add_argument(
         "--reference-cells", help="TOML file of reference cells for the daily check"
     )
@@ -153,6 +166,7 @@ def open_simulated_bench(args: argparse.Namespace, settings: QtCore.QSettings) -
             reference_cells=(
                 load_reference_cells(args.reference_cells) if args.reference_cells else ()
             ),
+            profile=args.profile,
         )
     except BaseException:
         storage.close()
@@ -208,6 +222,7 @@ def open_bench(args: argparse.Namespace, settings: QtCore.QSettings) -> QtWidget
         recipe=args.recipe,
         settings=settings,
         reference_cells=references,
+        profile=args.profile,
     )
     settings.setValue("bench/last_path", str(bench_path))
     window.after_shutdown.append(storage.close)

@@ -39,7 +39,7 @@ def test_sim_mode_runs_the_seeded_lot_and_shows_trips(qtbot, settings, tmp_path:
             "--seed",
             "4",
             "--recipe",
-            "fast-triage",
+            "incoming-inspection",
             "--db",
             str(tmp_path / "sim.db"),
         ]
@@ -57,9 +57,18 @@ def test_sim_mode_runs_the_seeded_lot_and_shows_trips(qtbot, settings, tmp_path:
         lambda: window.instruments_view.table.item(0, 3).text() == "connected", timeout=30_000
     )
     qtbot.keyClick(window.intake.field, QtCore.Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: len(controller.state.active_channels()) == 16, timeout=30_000)
+    views = controller.state.channels.values()
+    # Seed 4 puts an open-tab cell on ch15: the engine's OCV probe refuses to start it.
     qtbot.waitUntil(
-        lambda: all(v.samples_seen > 0 for v in controller.state.channels.values()), timeout=30_000
+        lambda: (
+            controller.state.channel("ch15").state is ChannelState.STOPPED
+            and len(controller.state.active_channels()) == 15
+        ),
+        timeout=30_000,
+    )
+    assert "refused: OCV" in controller.state.channel("ch15").log[-1]
+    qtbot.waitUntil(
+        lambda: all(v.samples_seen > 0 for v in views if v.channel_id != "ch15"), timeout=30_000
     )
     tile = window.overview.tiles["ch01"]
     assert tile.values_text.split("\n")[0].endswith(" V")
