@@ -186,6 +186,8 @@ class MainWindow(QtWidgets.QMainWindow):
         c.matching_ready.connect(self.batch.show_groups)
         self.batch.refresh_requested.connect(c.load_stored_grades)
         self.batch.match_requested.connect(c.match)
+        self.batch.export_requested.connect(c.export)
+        c.exported.connect(self.batch.export_status.setText)
         c.load_stored_grades()
         refcheck = self.instruments_view.refcheck
         refcheck.check_requested.connect(c.run_reference_check)

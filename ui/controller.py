@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6 import QtCore
@@ -50,6 +51,8 @@ class StationController(QtCore.QObject):
     """Every cell's current grade as stored (list of GradeView)."""
     matching_ready = QtCore.Signal(list, int, int)
     """(lines in words, number of groups, number of cells not matched)."""
+    exported = QtCore.Signal(str)
+    """What the export wrote, or why it failed, in words."""
     connected = QtCore.Signal(dict)
     """instrument name -> identity text, once the engine has opened and identified them."""
 
@@ -68,6 +71,7 @@ class StationController(QtCore.QObject):
         reference_checker: ReferenceChecker | None = None,
         grades_loader: Callable[[], list[GradeView]] | None = None,
         matcher: Callable[[int, int], MatchingView] | None = None,
+        exporter: Callable[[str], list[Path]] | None = None,
         parent: QtCore.QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -87,6 +91,8 @@ class StationController(QtCore.QObject):
         """Reads every cell's current stored grade (blocking; in a worker)."""
         self.matcher = matcher
         """(series, parallel) -> matched groups of the bench's lot (blocking; in a worker)."""
+        self.exporter = exporter
+        """folder -> files written with every stored grade (blocking; in a worker)."""
         self.lot: dict[str, Cell] = {}
         """Cells of the imported lot(s) by ID; a scan of one of them shows its lot and rating."""
         self.state = BenchState(channel_ids)
@@ -230,6 +236,20 @@ class StationController(QtCore.QObject):
                 list(view.lines), view.groups, view.unmatched
             ),
             on_error=lambda exc: self.matching_ready.emit([f"Matching failed: {exc}"], 0, 0),
+        )
+
+    def export(self, folder: str) -> None:
+        """Write the stored grades to ``folder`` in a worker."""
+        if self.exporter is None:
+            self.exported.emit("no storage attached: nothing to export")
+            return
+        self.workers.submit(
+            self.exporter,
+            folder,
+            on_done=lambda paths: self.exported.emit(
+                "Exported: " + ", ".join(str(p) for p in paths)
+            ),
+            on_error=lambda exc: self.exported.emit(f"Export failed: {exc}"),
         )
 
     def run_reference_check(self, cell_id: str) -> None:

@@ -8,13 +8,18 @@ window, ``station grade`` and the reports show the same thing.
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from station.evaluation import EvaluationError, grade_entries, grade_lot
 from station.grading.matching import MatchResult, MatchWindows, match_cells
 from station.grading.profiles import Profile
+from station.reports.summary import neutralise
 from station.storage import Storage, StoredGrade
 from ui.engine_api import GradeProvider, GradeView, Reason
 
@@ -140,6 +145,62 @@ def _describe(result: MatchResult) -> tuple[str, ...]:
         )
     lines += [f"{p.cell_id}: {p.reason}" for p in result.placements if p.group is None]
     return tuple(lines)
+
+
+EXPORT_COLUMNS = (
+    "cell_id",
+    "grade",
+    "bin",
+    "use",
+    "reason",
+    "profile",
+    "profile_version",
+    "run_ids",
+    "operator",
+    "graded_t_s",
+)
+
+
+def export_grades(storage: Storage, folder: str | Path) -> list[Path]:
+    """Write every cell's current stored grade to ``folder``: ``grades.csv`` (one row per cell,
+    figures as extra columns in their units, text made spreadsheet-safe with
+    :func:`station.reports.summary.neutralise`) and ``grades.json`` (the stored grades with their
+    full explanations). Returns the paths. Blocks."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    stored = list(storage.latest_grades().values())
+    views = [grade_view_from_stored(g) for g in stored]
+    figures = sorted({(name, unit) for view in views for name, _value, unit in view.figures})
+    csv_path = out / "grades.csv"
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*EXPORT_COLUMNS, *(f"{name} ({unit})" for name, unit in figures)])
+        for grade, view in zip(stored, views, strict=True):
+            values = {name: value for name, value, _unit in view.figures}
+            text = (
+                grade.cell_id,
+                grade.grade,
+                grade.bin,
+                grade.use,
+                grade.reason,
+                grade.profile_name,
+                grade.profile_version,
+                " ".join(grade.run_ids),
+                grade.operator,
+            )
+            writer.writerow(
+                [
+                    *(neutralise(t) for t in text),
+                    grade.created_t_s,
+                    *(values.get(name, "") for name, _unit in figures),
+                ]
+            )
+    json_path = out / "grades.json"
+    json_path.write_text(
+        json.dumps([dataclasses.asdict(g) for g in stored], indent=2, allow_nan=False),
+        encoding="utf-8",
+    )
+    return [csv_path, json_path]
 
 
 def lot_names(storage: Storage) -> Sequence[str]:

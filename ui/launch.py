@@ -24,7 +24,7 @@ from ui.adapters import instruments_from_bench, recipe_info, storage_history
 from ui.app import APP_NAME, ORGANISATION, MainWindow
 from ui.controller import StationController
 from ui.engine_api import EngineLike, GateResult
-from ui.grading import make_grade_provider, matching_groups, stored_grade_views
+from ui.grading import export_grades, make_grade_provider, matching_groups, stored_grade_views
 from ui.refcheck import ReferenceCell, ReferenceChecker, load_reference_cells
 from ui.screening import make_screener
 
@@ -93,6 +93,7 @@ def build_station_window(
         matcher=lambda series, parallel: matching_groups(
             storage, grading_profile, lot=None, series=series, parallel=parallel
         ),
+        exporter=lambda folder: export_grades(storage, folder),
     )
     window = MainWindow(
         simulated=simulated,

@@ -222,6 +222,8 @@ class BatchView(QtWidgets.QWidget):
 
     refresh_requested = QtCore.Signal()
     match_requested = QtCore.Signal(int, int)
+    export_requested = QtCore.Signal(str)
+    """A folder to write the stored grades to (CSV and JSON)."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -240,6 +242,10 @@ class BatchView(QtWidgets.QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.refresh_button = QtWidgets.QPushButton("Reload stored grades")
         self.refresh_button.clicked.connect(self.refresh_requested)
+        self.export_button = QtWidgets.QPushButton("Export results…")
+        self.export_button.clicked.connect(self._choose_export_folder)
+        self.export_status = QtWidgets.QLabel("")
+        self.export_status.setWordWrap(True)
         self.series = QtWidgets.QSpinBox()
         self.series.setRange(1, 400)
         self.series.setValue(4)
@@ -256,6 +262,7 @@ class BatchView(QtWidgets.QWidget):
         top = QtWidgets.QHBoxLayout()
         top.addWidget(self.filter, 1)
         top.addWidget(self.refresh_button)
+        top.addWidget(self.export_button)
         matching = QtWidgets.QHBoxLayout()
         matching.addWidget(QtWidgets.QLabel("Pack:"))
         matching.addWidget(self.series)
@@ -265,8 +272,15 @@ class BatchView(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.table, 3)
+        layout.addWidget(self.export_status)
         layout.addLayout(matching)
         layout.addWidget(self.groups, 1)
+
+    def _choose_export_folder(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export results to")
+        if folder:
+            self.export_status.setText(f"Exporting to {folder}…")
+            self.export_requested.emit(folder)
 
     def _match(self) -> None:
         self.groups.setPlainText("Building groups…")

@@ -10,16 +10,24 @@ threshold (margin = value - threshold for ">=", threshold - value for "<="; 1e-9
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 import threading
+from pathlib import Path
 
 from PySide6 import QtCore
 
+from station.reports.summary import restore
 from tests.gui.test_sim_intake import GOOD_CELL, SimStation, station  # noqa: F401 - fixture
 from tests.gui.test_window_flow import scan
 
 
-def test_run_ends_graded_with_reasons_on_tile_detail_and_batch(qtbot, station: SimStation):  # noqa: F811
+def test_run_ends_graded_with_reasons_on_tile_detail_and_batch(
+    qtbot,
+    station: SimStation,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     window, controller = station.window, station.window.controller
     controller.recipe = "fast-triage"
     station.place_in_meter(GOOD_CELL)
@@ -62,4 +70,15 @@ def test_run_ends_graded_with_reasons_on_tile_detail_and_batch(qtbot, station: S
         qtbot.mouseClick(window.batch.match_button, QtCore.Qt.MouseButton.LeftButton)
     lines, _groups, _unmatched = matched.args
     assert any(GOOD_CELL in line for line in lines)
+
+    with qtbot.waitSignal(controller.exported, timeout=30_000) as exported:
+        window.batch.export_requested.emit(str(tmp_path / "export"))
+    assert exported.args[0].startswith("Exported: ")
+    with (tmp_path / "export" / "grades.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [restore(row["cell_id"]) for row in rows] == [GOOD_CELL]
+    assert restore(rows[0]["grade"]) == stored.grade
+    assert restore(rows[0]["reason"]) == stored.reason
+    saved = json.loads((tmp_path / "export" / "grades.json").read_text(encoding="utf-8"))
+    assert saved[0]["explanation"] == stored.explanation
     assert threading.current_thread().name == "MainThread"
