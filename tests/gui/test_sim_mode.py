@@ -82,6 +82,9 @@ def test_sim_mode_runs_the_seeded_lot_and_shows_trips(qtbot, settings, tmp_path:
     assert window.banner.isVisible()
     assert tripped[0].alarm in window.banner.messages
     assert "tripped at" in tripped[0].alarm and "(limit" in tripped[0].alarm
+    trip_tile = window.overview.tiles[tripped[0].channel_id]
+    qtbot.waitUntil(lambda: trip_tile.state_text == "TRIPPED", timeout=5000)
+    assert trip_tile.alarm_text == tripped[0].alarm.removeprefix(f"{tripped[0].channel_id}: ")
 
     with qtbot.waitSignal(controller.stop_all_finished, timeout=30_000) as stopped:
         qtbot.mouseClick(window.stop_button, QtCore.Qt.MouseButton.LeftButton)
