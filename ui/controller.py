@@ -72,6 +72,7 @@ class StationController(QtCore.QObject):
         grades_loader: Callable[[], list[GradeView]] | None = None,
         matcher: Callable[[int, int], MatchingView] | None = None,
         exporter: Callable[[str], list[Path]] | None = None,
+        record_intake: Callable[[str, dict[str, bool]], object] | None = None,
         parent: QtCore.QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -91,6 +92,8 @@ class StationController(QtCore.QObject):
         """Reads every cell's current stored grade (blocking; in a worker)."""
         self.matcher = matcher
         """(series, parallel) -> matched groups of the bench's lot (blocking; in a worker)."""
+        self.record_intake = record_intake
+        """(cell_id, checklist answers) -> stored (blocking; in a worker, after the screen)."""
         self.exporter = exporter
         """folder -> files written with every stored grade (blocking; in a worker)."""
         self.lot: dict[str, Cell] = {}
@@ -312,10 +315,11 @@ class StationController(QtCore.QObject):
             return "in quarantine"
         return None
 
-    def intake(self, cell_id: str) -> None:
+    def intake(self, cell_id: str, facts: dict[str, bool] | None = None) -> None:
         """Screen a scanned cell on the channel it goes to (worker), then assign it there or send
         it to quarantine. The channel is the one already holding the cell (a placed lot), else
         the first free one; it is reserved while the screen runs so a second scan cannot take it.
+        ``facts`` (the intake checklist) are stored after the screen has found the cell.
         """
         channel_id = self._channel_for(cell_id)
         if channel_id is None:
@@ -331,10 +335,16 @@ class StationController(QtCore.QObject):
             self.screening.pop(channel_id, None)
             self.intake_result.emit(f"{cell_id}: screen on {channel_id} failed: {exc}", False)
 
+        screener, record = self.screener, self.record_intake
+
+        def screen() -> GateResult:
+            result = screener(cell_id, channel_id)
+            if record is not None and facts is not None:
+                record(cell_id, facts)
+            return result
+
         self.workers.submit(
-            self.screener,
-            cell_id,
-            channel_id,
+            screen,
             on_done=lambda result: self._place(cell_id, channel_id, result),
             on_error=failed,
         )

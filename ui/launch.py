@@ -94,6 +94,9 @@ def build_station_window(
             storage, grading_profile, lot=None, series=series, parallel=parallel
         ),
         exporter=lambda folder: export_grades(storage, folder),
+        record_intake=lambda cell_id, facts: storage.record_intake(
+            cell_id, facts, who=operator, why="intake scan"
+        ),
     )
     window = MainWindow(
         simulated=simulated,

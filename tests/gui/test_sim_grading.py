@@ -49,6 +49,12 @@ def test_run_ends_graded_with_reasons_on_tile_detail_and_batch(
     assert tile.grade_text == stored.grade == shown.grade
     window.overview.select("ch01")
     assert window.detail.grade_label.text() == stored.grade
+    # The intake checklist recorded with the scan is what the grading gates read.
+    assert stored.explanation["facts"] == {
+        "damaged": False,
+        "calendar_expired": False,
+        "traceable": True,
+    }
     rules = stored.explanation["grade"]["rules"]
     assert window.detail.reasons.count() == len(rules) > 0
     for row, rule in enumerate(rules):
