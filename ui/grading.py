@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ from station.grading.profiles import Profile
 from station.reports.summary import neutralise
 from station.storage import Storage, StoredGrade
 from ui.engine_api import GradeProvider, GradeView, Reason
+
+_PROFILE_TAG = re.compile(r"^\[[^\]]*\]\s*")
+"""The grading core's "[profile vX] " prefix: the detail names the profile once, not per rule."""
 
 
 def _float(value: Any) -> float | None:
@@ -45,7 +49,7 @@ def grade_view_from_stored(stored: StoredGrade, run_id: str | None = None) -> Gr
                 margin=_float(rule.get("margin")),
                 passed=verdict == "pass",
                 verdict=verdict,
-                words=str(rule.get("explanation", "")),
+                words=_PROFILE_TAG.sub("", str(rule.get("explanation", ""))),
             )
         )
     figures = []
@@ -57,7 +61,7 @@ def grade_view_from_stored(stored: StoredGrade, run_id: str | None = None) -> Gr
         cell_id=stored.cell_id,
         run_id=run_id or (stored.run_ids[-1] if stored.run_ids else ""),
         grade=stored.grade,
-        bin=stored.bin or stored.grade,
+        bin=stored.bin,
         reasons=tuple(reasons),
         figures=tuple(figures),
         summary=stored.reason or str(grade.get("summary", "")),
