@@ -114,7 +114,8 @@ class CellDetail(QtWidgets.QWidget):
         self.reasons.clear()
         for reason in grade.reasons:
             item = QtWidgets.QListWidgetItem(reason.plain())
+            # Missing figures in purple, not red: a missing lot statistic may not decide anything.
             item.setForeground(
-                QtCore.Qt.GlobalColor.darkGreen if reason.passed else QtCore.Qt.GlobalColor.red
+                QtGui.QColor(VERDICT_COLOURS.get(reason.verdict_text, VERDICT_COLOURS["fail"]))
             )
             self.reasons.addItem(item)
