@@ -405,7 +405,10 @@ class Cell:
             c_diff = 3600.0 * p.capacity_ah / max(self._ocv_slope(self._soc), 1e-3)
             tau_cv = p.dc_resistance_ohm * c_diff
             dt = min(dt, max(0.02 * tau_cv, 4.0 * p.tau1_s, 0.05))
-        if self._temperature_c > p.runaway_onset_c - 20:
+        # Near the runaway onset the heat feeds back on the temperature within a step: small
+        # steps. A cell burnt out at the temperature cap stays there whatever the step (the
+        # clamp holds it), so long spans, such as a skipped hold, need not crawl.
+        if p.runaway_onset_c - 20 < self._temperature_c < MAX_TEMPERATURE_C:
             heat_w = self._heat_w(self._current_a, self._v_arcs, self._temperature_c)
             dt = min(dt, 0.5 * p.thermal_mass_j_per_k / max(heat_w, 1e-3))
         return max(dt, 1e-6)

@@ -60,6 +60,19 @@ class SimClock:
             self._manual_offset_s += seconds
             self._changed.notify_all()
 
+    def skip(self, seconds: float) -> None:
+        """Jump simulated time forward by ``seconds`` at once (manual or running clock): a long
+        open-circuit hold (a 7-day self-discharge test) passes without waiting for it. Cells
+        integrate the skipped span on their next access, exactly as if it had been waited."""
+        if seconds < 0:
+            raise ValueError(f"a clock does not go backwards (skip by {seconds!r} s)")
+        with self._changed:
+            if self.manual:
+                self._manual_offset_s += seconds
+            else:
+                self.t0_s += seconds
+            self._changed.notify_all()
+
     def advance_to(self, t_s: float) -> None:
         """Move a manual clock to ``t_s`` if it is not there yet (no-op otherwise)."""
         with self._changed:

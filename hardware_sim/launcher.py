@@ -9,7 +9,9 @@ object per line (``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``). Re
 - ``{"cmd": "clear", "device": NAME}``: drop that device's faults;
 - ``{"cmd": "disconnect", "device": NAME, "offline_s": S}``: close its TCP client now and stay
   offline S wall seconds;
-- ``{"cmd": "place", "device": NAME, "cell": ID | null}``: put a lot cell in a meter's fixture.
+- ``{"cmd": "place", "device": NAME, "cell": ID | null}``: put a lot cell in a meter's fixture;
+- ``{"cmd": "skip", "s": S}``: jump simulated time S seconds ahead (a long open-circuit hold);
+  the reply carries the new ``t_s``. A station on the same clock must skip its own clock too.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from hardware_sim.transports.tcp import TcpServer
 
 if TYPE_CHECKING:
     from hardware_sim.transports.pty import PtyServer
+
+MAX_SKIP_S = 366 * 86400.0  # a year: longer holds are not a bench's business
 
 
 @dataclass
@@ -104,6 +108,12 @@ class RunningBench:
                 "t_s": self.bench.clock.now(),
                 "devices": {name: inj.state() for name, inj in self.injectors.items()},
             }
+        if cmd == "skip":
+            seconds = request.get("s")
+            if not isinstance(seconds, int | float) or not 0 <= seconds <= MAX_SKIP_S:
+                raise ValueError(f"skip needs 's': simulated seconds, 0 to {MAX_SKIP_S:g}")
+            self.bench.clock.skip(float(seconds))
+            return {"ok": True, "t_s": self.bench.clock.now()}
         name = request.get("device")
         if name not in self.injectors:
             known = ", ".join(sorted(self.injectors))
@@ -119,7 +129,7 @@ class RunningBench:
             return {"ok": True}
         if cmd == "place":
             return self._place(name, request.get("cell"))
-        raise ValueError(f"unknown cmd {cmd!r} (state, fault, clear, disconnect, place)")
+        raise ValueError(f"unknown cmd {cmd!r} (state, skip, fault, clear, disconnect, place)")
 
     def _place(self, name: str, cell_id: Any) -> dict[str, Any]:
         personality = self.bench.device(name).personality

@@ -53,6 +53,13 @@ class ScaledClock:
         if seconds > 0:
             time.sleep(seconds / self.speed)
 
+    def skip(self, seconds: float) -> None:
+        """Jump ``seconds`` of simulated time ahead, as the simulator's clock does on its
+        ``skip`` control command (both must skip, or they disagree on the time from then on)."""
+        if seconds < 0:
+            raise ValueError(f"a clock does not go backwards (skip by {seconds!r} s)")
+        self.t0_s += seconds
+
 
 class ManualClock:
     """A clock that moves only when told to (tests). ``sleep`` advances it instantly."""

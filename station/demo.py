@@ -2,10 +2,14 @@
 
 Starts ``python -m hardware_sim`` as a child process (:class:`station.simbench.SimulatedBench`;
 the station reaches it only through its TCP endpoints), runs the second-life recipe on the first
-``cells`` cells of the simulated retired-EV lot, grades every cell under the second-life profile
-from the raw data read back from the database, and writes under ``out``:
+``cells`` cells of the simulated retired-EV lot, then the self-discharge hold grading.md 8.1 asks
+for: an OCV reading on every completed cell, seven days of simulated time skipped on the
+simulator's and the station's clocks together (the cells leak through those days in the cell
+physics), and a second OCV reading. Every cell is then graded under the second-life profile from
+the database through :mod:`station.evaluation` (the one evaluation path), the grades are stored,
+and under ``out`` are written:
 
-- ``demo.db``: the station's SQLite database (samples, steps, measurements, audit);
+- ``demo.db``: the station's SQLite database (samples, steps, measurements, grades, audit);
 - ``passports/<serial>.*.signed.json`` and raw data exports (:func:`write_bundle`), signed with a
   demo key kept in ``out/keys`` (never the production key: every instrument of the record is
   marked simulated, so each record and export says SIMULATED);
@@ -13,7 +17,8 @@ from the raw data read back from the database, and writes under ``out``:
 
 Figures: capacity and energy of the C/3 reference discharge, round-trip efficiency of that
 discharge and the recharge that follows it, DCIR (median 10 s HPPC discharge pulse), ACIR from the
-intake 1 kHz measurement, OCV of the intake hold (grading.md section 8.1 gate).
+intake 1 kHz measurement, OCV of the intake hold (grading.md section 8.1 gate), K-value (mV/day)
+from the two hold OCV readings.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -33,17 +38,23 @@ import numpy as np
 
 from station.config import sim_lot
 from station.engine import Engine
-from station.events import Event, MeasurementTaken, RunEnded
-from station.grading.metrics import CellInputs, MeasurementConditions, cell_metrics
-from station.grading.profiles import Profile, grade_batch, load_profile
-from station.grading.results import CellMetrics, Figure, Grade, Verdict
-from station.grading.soh import Reference
-from station.grading.timeseries import TimeSeries
+from station.evaluation import (
+    LotGrades,
+    RunData,
+    grade_lot,
+    main_reason,
+    pulse_power,
+    reference_steps,
+    run_data,
+    store_grades,
+)
+from station.events import Event, MeasurementTaken, RunEnded, RunOutcome
+from station.grading.profiles import Profile, load_profile
+from station.grading.results import CellMetrics, Grade
 from station.passport.bundle import write_bundle
 from station.passport.rawdata import RawSeries
 from station.passport.record import (
     CLAUSES,
-    BatteryStatus,
     CellIdentity,
     Conditions,
     GradeOutcome,
@@ -55,8 +66,9 @@ from station.passport.record import (
     raw_data_sha256,
 )
 from station.passport.signing import StationKey
+from station.recipes import loads_recipe
 from station.reports.batch import render_batch_report, summarise
-from station.reports.certificate import SignatureInfo, render_certificate
+from station.reports.certificate import SignatureInfo, render_certificate, status_for_decision
 from station.reports.summary import write_csv
 from station.simbench import SimulatedBench
 from station.storage import Storage
@@ -68,13 +80,25 @@ DB_NAME = "demo.db"
 STATION_ID = "sim-demo"
 OPERATOR = "demo"
 ORIGIN = "simulated lot (hardware_sim), not a real datasheet or BMS read-out [SIMULATED]"
-# Standard uncertainties assumed for the simulated instruments (the Neware spec sheet's 0.1 %
-# of current; the BT3562's 0.5 % of reading at 1 kHz).
-CURRENT_ACCURACY_REL = 0.001
-ACIR_ACCURACY_REL = 0.005
-OCV_ACCURACY_V = 0.001
-HOLD_METRICS = frozenset({"hold_days", "k_mv_per_day"})
+CURRENT_ACCURACY_REL = 0.001  # the Neware spec sheet's 0.1 % of current (standard)
 INTAKE_TIMEOUT_S = 30.0  # wall seconds for one cell's intake ACIR
+# The simulated lot comes with its identity and history and no damage is simulated.
+INTAKE_FACTS = {"damaged": False, "calendar_expired": False, "traceable": True}
+HOLD_DAYS = 7.0  # grading.md 8.1: K is trusted after a hold of 7 days or more
+# One end of the self-discharge hold: a 2 h rest (the cell relaxes from the run's last charge:
+# the slowest diffusion time constant is minutes) and its OCV at the end.
+HOLD_RECIPE = """
+[recipe]
+name = "self-discharge-hold-ocv"
+version = 1
+description = "Self-discharge hold: OCV after a 2 h rest (one end of the hold)"
+assumed_start_soc = 0.5
+
+[[steps]]
+type = "ocv_hold"
+duration_s = 7200
+label = "self-discharge hold OCV"
+"""
 
 
 class DemoError(RuntimeError):
@@ -110,6 +134,7 @@ class DemoRow:
     soh_pct: float
     dcir_ohm: float
     acir_ohm: float
+    k_mv_per_day: float
     grade: str
     reason: str
 
@@ -123,242 +148,8 @@ class DemoResult:
     report_pdf: Path | None = None
     summary_csv: Path | None = None
     key_path: Path | None = None
+    graded: LotGrades | None = None
     wall_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class RunData:
-    """What the database holds for one run, as arrays (``t_s`` simulated seconds)."""
-
-    run_id: str
-    cell_id: str
-    chemistry: str
-    rated_capacity_ah: float
-    bol_resistance_ohm: float | None
-    outcome: str
-    reason: str
-    seq: np.ndarray
-    t_s: np.ndarray
-    step_index: np.ndarray
-    voltage_v: np.ndarray
-    current_a: np.ndarray
-    temperature_c: np.ndarray | None
-    steps: dict[int, str]  # step index -> step kind
-    labels: dict[int, str]  # step index -> recipe label
-    measurements: dict[str, dict[str, object]]  # kind -> values of its last row
-
-
-def read_run(conn: sqlite3.Connection, run_id: str) -> RunData:
-    """Read one run back from the database (the grading input: nothing is taken from memory)."""
-    head = conn.execute(
-        "SELECT r.run_pk, r.cell_id, r.outcome, r.reason, c.chemistry, c.rated_capacity_ah,"
-        " c.bol_resistance_ohm FROM runs r JOIN cells c USING (cell_id) WHERE r.run_id = ?",
-        (run_id,),
-    ).fetchone()
-    if head is None:
-        raise DemoError(f"run {run_id} is not in the database")
-    run_pk, cell_id, outcome, reason, chemistry, rated, bol = head
-    rows = conn.execute(
-        "SELECT seq, t_s, step_index, voltage_v, current_a, temperature_c FROM samples"
-        " WHERE run_pk = ? ORDER BY seq",
-        (run_pk,),
-    ).fetchall()
-    data = np.array(
-        [[np.nan if v is None else v for v in row] for row in rows], dtype=float
-    ).reshape(-1, 6)
-    temperature = data[:, 5]
-    started = conn.execute(
-        "SELECT step_index, step_kind, label FROM step_events"
-        " WHERE run_pk = ? AND event = 'started'",
-        (run_pk,),
-    ).fetchall()
-    steps = {int(index): str(kind) for index, kind, _ in started}
-    labels = {int(index): str(label) for index, _, label in started}
-    measurements: dict[str, dict[str, object]] = {}
-    for kind, values in conn.execute(
-        "SELECT kind, values_json FROM measurements WHERE run_pk = ? ORDER BY id", (run_pk,)
-    ):
-        measurements[str(kind)] = json.loads(values)
-    return RunData(
-        run_id=run_id,
-        cell_id=str(cell_id),
-        chemistry=str(chemistry),
-        rated_capacity_ah=float(rated),
-        bol_resistance_ohm=None if bol is None else float(bol),
-        outcome=str(outcome or "unfinished"),
-        reason=str(reason or ""),
-        seq=data[:, 0].astype(int),
-        t_s=data[:, 1],
-        step_index=data[:, 2].astype(int),
-        voltage_v=data[:, 3],
-        current_a=data[:, 4],
-        temperature_c=None if np.all(np.isnan(temperature)) else temperature,
-        steps=steps,
-        labels=labels,
-        measurements=measurements,
-    )
-
-
-def reference_steps(run: RunData) -> tuple[int, int]:
-    """(C/3 capacity discharge step, the recharge right after it) of the second-life recipe."""
-    ordered = sorted(run.steps.items())
-    discharge = next((i for i, kind in ordered if kind == "discharge_cc"), None)
-    if discharge is None:
-        raise DemoError(f"run {run.run_id}: no capacity discharge step recorded")
-    recharge = next((i for i, kind in ordered if i > discharge and kind == "charge_cccv"), None)
-    if recharge is None:
-        raise DemoError(f"run {run.run_id}: no recharge after the capacity discharge")
-    return discharge, recharge
-
-
-def _step_wh(run: RunData, step: int) -> float:
-    """Trapezoid integral of V*I over a step (Wh, signed), including the interval that ends at
-    its first row (decision 0006: the interval k-1..k belongs to the step of row k)."""
-    rows = np.flatnonzero(run.step_index == step)
-    if rows.size == 0:
-        return math.nan
-    idx = np.concatenate([[max(rows[0] - 1, 0)], rows])
-    power = run.voltage_v[idx] * run.current_a[idx]
-    return float(np.sum((power[1:] + power[:-1]) * np.diff(run.t_s[idx])) / 2.0 / 3600.0)
-
-
-def pulse_power_w(run: RunData, soc_pct: int) -> tuple[float, float] | None:
-    """(power W, current A) at the end of the HPPC discharge pulse at ``soc_pct``: the last
-    sample of the pulse step, P = V_end * |I| (the usual 10 s pulse power, grading.md 1.7)."""
-    step = next(
-        (
-            i
-            for i, label in sorted(run.labels.items())
-            if run.steps.get(i) == "pulse" and label == f"HPPC discharge pulse {soc_pct}%"
-        ),
-        None,
-    )
-    rows = np.flatnonzero(run.step_index == step) if step is not None else np.array([], int)
-    if rows.size == 0:
-        return None
-    last = int(rows[-1])
-    current = float(run.current_a[last])
-    if current >= 0:
-        return None
-    return float(run.voltage_v[last]) * -current, current
-
-
-def metrics_of(run: RunData) -> CellMetrics:
-    """Grade inputs of one completed run, every figure computed from the stored samples."""
-    discharge, recharge = reference_steps(run)
-    # The simulated lot's rated resistance is a 1 kHz ACIR: the resistance increase compares
-    # the intake ACIR with it (same method), never the 10 s DCIR with an AC figure.
-    reference = Reference(rated_capacity_ah=run.rated_capacity_ah)
-    inputs = CellInputs(
-        run.cell_id,
-        run.chemistry.lower(),
-        reference,
-        # The simulated lot comes with its identity and history and no damage is simulated.
-        facts={"damaged": False, "calendar_expired": False, "traceable": True},
-    )
-    conditions = MeasurementConditions(
-        cv_cutoff_a=run.rated_capacity_ah / 20.0, current_accuracy_rel=CURRENT_ACCURACY_REL
-    )
-    # Capacity and energy: the last charge-then-discharge up to the reference discharge (later
-    # SOC moves of the HPPC are discharges too, and must not be taken for it).
-    upto = run.step_index <= discharge
-    first = TimeSeries.from_arrays(
-        run.t_s[upto],
-        run.voltage_v[upto],
-        run.current_a[upto],
-        None if run.temperature_c is None else run.temperature_c[upto],
-        step_count=run.step_index[upto],
-    )
-    reference_cycle = cell_metrics(inputs, first, conditions)
-    extra: dict[str, Figure] = {
-        "capacity_ah": reference_cycle.figures["capacity_ah"],
-        "energy_wh": reference_cycle.figures["energy_wh"],
-    }
-    e_out = reference_cycle.figures["energy_wh"].value
-    e_in = _step_wh(run, recharge)
-    rte = e_out / e_in if e_in > 0 else math.nan
-    extra["rte"] = Figure(
-        rte,
-        "1",
-        rte * CURRENT_ACCURACY_REL * math.sqrt(2.0),
-        reference_cycle.figures["energy_wh"].flags,
-        note="C/3 discharge Wh over the CCCV recharge Wh that follows it",
-    )
-    acir = run.measurements.get("acir", {}).get("resistance_ohm")
-    if isinstance(acir, int | float) and math.isfinite(acir):
-        extra["acir_ohm"] = Figure(float(acir), "ohm", float(acir) * ACIR_ACCURACY_REL)
-    ocv = run.measurements.get("ocv", {}).get("voltage_v")
-    if isinstance(ocv, int | float) and math.isfinite(ocv):
-        extra["ocv_v"] = Figure(float(ocv), "V", OCV_ACCURACY_V, note="intake OCV hold")
-    full = TimeSeries.from_arrays(
-        run.t_s,
-        run.voltage_v,
-        run.current_a,
-        run.temperature_c,
-        step_count=run.step_index,
-    )
-    metrics = cell_metrics(inputs, full, conditions, extra)
-    # CE of the whole run's last charge/discharge pair would pair an HPPC SOC move with the
-    # recharge; the reference cycle's CE starts from a partial charge: neither is reported.
-    figures = {k: v for k, v in metrics.figures.items() if k != "coulombic_efficiency"}
-    acir_figure = extra.get("acir_ohm")
-    if acir_figure is not None and run.bol_resistance_ohm:
-        bol = run.bol_resistance_ohm
-        figures["resistance_increase_pct"] = Figure(
-            (acir_figure.value - bol) / bol * 100.0,
-            "%",
-            None if acir_figure.uncertainty is None else acir_figure.uncertainty / bol * 100.0,
-            acir_figure.flags,
-            note="1 kHz ACIR at intake vs the rated 1 kHz ACIR",
-        )
-    return CellMetrics(metrics.cell_id, metrics.chemistry, figures, metrics.facts)
-
-
-def main_reason(grade: Grade, profile: Profile) -> str:
-    """The words of what decided the grade: the bin's use, the gate that set the outcome, or the
-    rule that kept a bin from being confirmed."""
-    if grade.use:
-        return grade.summary
-    results = {rule.rule: rule for rule in grade.rules}
-    for gate in profile.gates:
-        result = results.get(gate.rule.name)
-        if result is None:
-            continue
-        decided = {
-            Verdict.FAIL: gate.outcome,
-            Verdict.RETEST: "RETEST",
-            Verdict.MISSING: gate.when_missing,
-        }.get(result.verdict)
-        if decided == grade.outcome:
-            return gate.rule.words or result.explanation
-    # No gate decided: the summary names the bin that could not be confirmed and why.
-    return grade.summary.split(": ", 1)[-1]
-
-
-def without_hold(profile: Profile) -> Profile:
-    """The profile without its self-discharge hold gates: what the grade will be once the 7-day
-    hold passes (shown as provisional; records and certificates carry the real grade)."""
-    return replace(
-        profile,
-        name=f"{profile.name} (provisional, hold pending)",
-        gates=tuple(g for g in profile.gates if g.rule.metric not in HOLD_METRICS),
-    )
-
-
-def table_reason(grade: Grade, profile: Profile, provisional: Grade) -> str:
-    """The printed reason; a cell held back only by the pending hold also shows its
-    provisional bin."""
-    reason = main_reason(grade, profile)
-    hold_gates = {g.rule.name for g in profile.gates if g.rule.metric in HOLD_METRICS}
-    deciding = {
-        r.rule for r in grade.rules if r.verdict is not Verdict.PASS and r.rule in hold_gates
-    }
-    if grade.outcome != "RETEST" or not deciding:
-        return reason
-    held = f"7-day self-discharge hold pending; provisional {provisional.outcome}"
-    if provisional.outcome == "RETEST":
-        return f"{held}: {main_reason(provisional, without_hold(profile))}"
-    return held
 
 
 def _when(launch_w0_s: float, launch_t0_s: float, t_s: float) -> datetime:
@@ -429,17 +220,10 @@ def build_record(
     finished: datetime,
     seed: int,
     instruments: Sequence[Instrument],
-    provisional: Grade | None = None,
 ) -> GradingRecord:
     """The passport record of one simulated cell. Identity, datasheet and history values the
     simulator does not model are stated as simulated placeholders (origin says so)."""
-    reject = grade.outcome in ("REJECT", "QUARANTINE", "D")
     reasons: tuple[str, ...] = (main_reason(grade, profile), grade.summary)
-    if provisional is not None and provisional.outcome != grade.outcome:
-        reasons += (
-            f"provisional {provisional.outcome} once the 7-day self-discharge hold passes "
-            "(not a grade)",
-        )
     cell = CellIdentity(
         passport_id=f"urn:sim:{seed}:{run.cell_id}",
         serial_number=run.cell_id,
@@ -473,7 +257,7 @@ def build_record(
         started_at=started,
         finished_at=finished,
         raw_data_sha256=raw_data_sha256(raw.columns()),
-        status=BatteryStatus.WASTE if reject else BatteryStatus.REPURPOSED,
+        status=status_for_decision(grade.outcome, grade.use),
         original_passport_id=f"urn:sim:original:{run.cell_id}",
         software_version="station demo",
     )
@@ -514,9 +298,7 @@ def build_record(
             observed_at=started,
             qualifier="method=acir_1khz",
         )
-    # Simulated nameplate 10 s power at 1C: nominal voltage less the rated resistance's drop.
-    pulse_a = rated
-    bol_pulse_w = pulse_a * (nominal_v - pulse_a * (run.bol_resistance_ohm or 0.0))
+    powers = pulse_power(run, metrics)
     reference = Conditions(temperature_c=25.0, c_rate=1 / 3)
     method = {
         "capacity_ah": "CC discharge C/3 to the cell's minimum voltage, trapezoidal Ah",
@@ -577,30 +359,42 @@ def build_record(
         observed_at=finished,
         uncertainty=5.0,
     )
+    dcir_figure = metrics.figures.get("dcir_10s_ohm")
+    # P = V_min (OCV - V_min) / R: its relative uncertainty is the resistance's (the OCV and the
+    # voltage floor are known far better).
+    rel_r = (
+        dcir_figure.uncertainty / dcir_figure.value
+        if dcir_figure is not None and dcir_figure.uncertainty and dcir_figure.value
+        else None
+    )
+    acir = metrics.value("acir_ohm")
     for soc in (20, 80):
-        pulse = pulse_power_w(run, soc)
-        if pulse is not None:
-            power_w, current_a = pulse
-            builder.measured(
-                "6.7.3.3",
-                power_w,
-                instrument="cycler",
-                method="10 s HPPC discharge pulse, P = V_end * |I|",
-                observed_at=finished,
-                # voltage 1 mV and current 0.1 % (standard) propagated to P
-                uncertainty=power_w
-                * math.hypot(CURRENT_ACCURACY_REL, 0.001 / (power_w / -current_a)),
-                conditions=Conditions(temperature_c=25.0, soc_pct=soc, pulse_length_s=10.0),
-                qualifier=f"soc={soc}",
-            )
-        builder.datasheet(
-            "6.7.3.2",
-            bol_pulse_w,
-            origin=ORIGIN,
-            observed_at=started,
+        power_w = powers.get(f"{soc / 100:g}", {}).get("discharge_w", math.nan)
+        if not math.isfinite(power_w):
+            continue
+        conditions = Conditions(temperature_c=25.0, soc_pct=soc, pulse_length_s=10.0)
+        builder.measured(
+            "6.7.3.3",
+            power_w,
+            instrument="cycler",
+            method="10 s HPPC discharge pulse, P = V_min (OCV - V_min) / R_10s (grading.md 15)",
+            observed_at=finished,
+            uncertainty=None if rel_r is None else power_w * rel_r,
+            conditions=conditions,
             qualifier=f"soc={soc}",
-            conditions=Conditions(temperature_c=25.0, soc_pct=soc, pulse_length_s=10.0),
         )
+        if acir and run.bol_resistance_ohm:
+            # The simulated nameplate power: the same formula at the same OCV with the 10 s
+            # resistance scaled by rated / measured 1 kHz ACIR (the simulator's cell model
+            # scales all its resistances together).
+            builder.datasheet(
+                "6.7.3.2",
+                power_w * acir / run.bol_resistance_ohm,
+                origin=ORIGIN,
+                observed_at=started,
+                qualifier=f"soc={soc}",
+                conditions=conditions,
+            )
     history = (
         ("6.7.6.4", 800),
         ("6.7.6.7", 12.0),
@@ -613,8 +407,8 @@ def build_record(
         ("6.7.8.3", 0),
         ("6.7.8.4", ()),
         ("6.7.8.5", ()),
-        # The demo runs no 7-day hold: the current self-discharge rate is the simulated
-        # history's, not a station measurement.
+        # The clause is %/month, which needs dQ/dV at the storage SOC; the station's hold
+        # measures K in mV/day (in the grade's evidence), so this stays the simulated history's.
         ("6.7.4.7", 2.0),
     )
     for clause, value in history:
@@ -649,16 +443,20 @@ def _run_lot(
     timeout_s: float | None,
     on_event: Callable[[Event], None] | None,
 ) -> dict[str, str]:
-    """Run the recipe on the first ``cells`` placed cells; returns cell_id -> run_id.
+    """Run the recipe on the first ``cells`` placed cells, then the self-discharge hold on the
+    cells that completed it; returns cell_id -> run_id of the grading run.
 
     The bench has one ACIR fixture: as an operator would, each cell is put in it (simulator
     control ``place``) and its run started, and the next cell waits until that run has taken its
     intake ACIR (or ended). Without this every run would measure whatever cell sat in the fixture.
     """
     runs: dict[str, str] = {}
+    outcomes: dict[str, RunOutcome] = {}  # run_id -> how it ended
     intake_done: dict[str, threading.Event] = {}  # channel_id -> its intake ACIR is taken
 
     def hear(event: Event) -> None:
+        if isinstance(event, RunEnded):
+            outcomes[event.run_id] = event.outcome
         done = intake_done.get(getattr(event, "channel_id", ""))
         if done is not None and (
             isinstance(event, RunEnded)
@@ -669,6 +467,8 @@ def _run_lot(
             on_event(event)
 
     port = sim.launch.control_port
+    if port is None:
+        raise DemoError("the simulator has no control endpoint (needed to place cells and hold)")
     storage = Storage(db_path, sim.clock)
     engine = Engine(sim.bench, storage, sim.clock, operator=OPERATOR)
     engine.subscribe(hear)
@@ -679,19 +479,50 @@ def _run_lot(
             raise DemoError(f"the simulated bench holds {len(placed)} cells, {cells} asked")
         storage.add_cells([c for c, _ in placed], who=OPERATOR, why="simulated demo lot")
         for cell, channel in placed:
-            if port is not None:
-                _control(port, {"cmd": "place", "device": "acir", "cell": cell.cell_id})
+            storage.record_intake(cell.cell_id, INTAKE_FACTS, who=OPERATOR, why="simulated lot")
+            _control(port, {"cmd": "place", "device": "acir", "cell": cell.cell_id})
             done = intake_done[channel] = threading.Event()
             runs[cell.cell_id] = engine.start_run(channel, cell.cell_id, RECIPE)
-            if port is not None and not done.wait(INTAKE_TIMEOUT_S):
+            if not done.wait(INTAKE_TIMEOUT_S):
                 raise DemoError(f"cell {cell.cell_id}: no intake ACIR within {INTAKE_TIMEOUT_S} s")
-        if not engine.wait_idle(timeout_s):
-            engine.stop_all("demo timed out")
-            raise DemoError(f"the simulated batch did not finish within {timeout_s} s")
+        _wait(engine, timeout_s, "the simulated batch")
+        held = [
+            (cell.cell_id, channel)
+            for cell, channel in placed
+            if outcomes.get(runs[cell.cell_id]) is RunOutcome.COMPLETED
+        ]
+        if held:
+            _hold(engine, sim, port, held, timeout_s)
     finally:
         engine.shutdown()
         storage.close()
     return runs
+
+
+def _wait(engine: Engine, timeout_s: float | None, what: str) -> None:
+    if not engine.wait_idle(timeout_s):
+        engine.stop_all("demo timed out")
+        raise DemoError(f"{what} did not finish within {timeout_s} s")
+
+
+def _hold(
+    engine: Engine,
+    sim: SimulatedBench,
+    port: int,
+    cells: Sequence[tuple[str, str]],
+    timeout_s: float | None,
+) -> None:
+    """The self-discharge hold (grading.md 8.1): an OCV reading on each cell, HOLD_DAYS of
+    simulated time skipped on the simulator's and the station's clocks (the engine is idle and
+    the channels are off, so nothing else sees the jump), and a second OCV reading."""
+    recipe = loads_recipe(HOLD_RECIPE, source="station.demo.HOLD_RECIPE")
+    for end in ("start", "end"):
+        for cell_id, channel in cells:
+            engine.start_run(channel, cell_id, recipe)
+        _wait(engine, timeout_s, f"the self-discharge hold {end} reading")
+        if end == "start":
+            _control(port, {"cmd": "skip", "s": HOLD_DAYS * 86400.0})
+            sim.clock.skip(HOLD_DAYS * 86400.0)
 
 
 def run_demo(
@@ -703,82 +534,68 @@ def run_demo(
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult(db_path=out / DB_NAME)
-    ended: list[RunEnded] = []
-
-    def hear(event: Event) -> None:
-        if isinstance(event, RunEnded):
-            ended.append(event)
-        if on_event is not None:
-            on_event(event)
+    profile = load_profile(PROFILE)
 
     with SimulatedBench(speed=options.speed, seed=options.seed) as sim:
-        runs = _run_lot(sim, result.db_path, options.cells, options.timeout_s, hear)
+        runs = _run_lot(sim, result.db_path, options.cells, options.timeout_s, on_event)
         w0_s, t0_s = sim.launch.w0_s, sim.launch.t0_s
         due = {name: inst.calibration_due for name, inst in sim.bench.instruments.items()}
+        graded = grade_lot(result.db_path, profile, cell_ids=list(runs), runs=runs)
+        with Storage(result.db_path, sim.clock) as storage:
+            store_grades(storage, graded, operator=OPERATOR, why="simulated demo batch")
+    result.graded = graded
 
     conn = sqlite3.connect(f"file:{result.db_path}?mode=ro", uri=True)
     try:
-        data = [read_run(conn, run_id) for run_id in runs.values()]
         instruments = read_instruments(conn, due)
     finally:
         conn.close()
-    completed = [r for r in data if r.outcome == "completed"]
-    metrics = [metrics_of(r) for r in completed]
-    profile = load_profile(PROFILE)
-    grades, _ = grade_batch(metrics, profile) if metrics else ([], None)
-    provisional, _ = grade_batch(metrics, without_hold(profile)) if metrics else ([], None)
 
     key = StationKey.load_or_create(out / "keys" / "demo-station-key.pem")
     result.key_path = key.path
     records: list[GradingRecord] = []
-    by_cell = {m.cell_id: (m, g, p) for m, g, p in zip(metrics, grades, provisional, strict=True)}
-    for run in data:
-        if run.cell_id not in by_cell:
+    for cell_id, run_id in runs.items():
+        m, grade = graded.metrics_of(cell_id), graded.grade_of(cell_id)
+        run = run_data(result.db_path, run_id)
+        if m is None or grade is None:
+            why = graded.not_graded.get(cell_id, "not graded")
+            nan = math.nan
             result.rows.append(
-                DemoRow(
-                    run.cell_id,
-                    run.chemistry,
-                    math.nan,
-                    math.nan,
-                    math.nan,
-                    math.nan,
-                    "NOT GRADED",
-                    f"run {run.outcome}: {run.reason}",
-                )
+                DemoRow(cell_id, run.chemistry, nan, nan, nan, nan, nan, "NOT GRADED", why)
             )
             continue
-        m, grade, maybe = by_cell[run.cell_id]
         started = _when(w0_s, t0_s, float(run.t_s[0]))
         finished = _when(w0_s, t0_s, float(run.t_s[-1]))
         raw = raw_series(run, started.timestamp())
         record = build_record(
-            run, m, grade, profile, raw, started, finished, options.seed, instruments, maybe
+            run, m, grade, profile, raw, started, finished, options.seed, instruments
         )
         records.append(record)
         paths = write_bundle(record, raw, out / "passports", key)
-        result.bundles[run.cell_id] = paths
+        result.bundles[cell_id] = paths
         signed = paths["record"].read_bytes()
-        discharge, _ = reference_steps(run)
+        steps = reference_steps(run)
         pulse = next((i for i, kind in sorted(run.steps.items()) if kind == "pulse"), None)
         (out / "certificates").mkdir(exist_ok=True)
-        result.certificates[run.cell_id] = render_certificate(
+        result.certificates[cell_id] = render_certificate(
             record,
             raw,
-            out / "certificates" / f"{run.cell_id}.pdf",
+            out / "certificates" / f"{cell_id}.pdf",
             signature=SignatureInfo.from_signed(signed),
-            discharge_step=discharge,
+            discharge_step=steps[0] if steps else 0,
             pulse_step=pulse,
         )
         result.rows.append(
             DemoRow(
-                run.cell_id,
+                cell_id,
                 run.chemistry,
                 _value(m, "capacity_ah"),
                 _value(m, "soh_capacity_pct"),
                 _value(m, "dcir_10s_ohm"),
                 _value(m, "acir_ohm"),
+                _value(m, "k_mv_per_day"),
                 grade.outcome,
-                table_reason(grade, profile, maybe),
+                main_reason(grade, profile),
             )
         )
     if records:
@@ -798,11 +615,22 @@ def _fmt(value: float, scale: float, decimals: int) -> str:
     return "-" if not math.isfinite(value) else f"{value * scale:.{decimals}f}"
 
 
-TABLE_HEADER = ("cell", "chem", "cap Ah", "SoH %", "DCIR mOhm", "ACIR mOhm", "grade", "reason")
+TABLE_HEADER = (
+    "cell",
+    "chem",
+    "cap Ah",
+    "SoH %",
+    "DCIR mOhm",
+    "ACIR mOhm",
+    "K mV/d",
+    "grade",
+    "reason",
+)
 
 
 def format_table(rows: Sequence[DemoRow]) -> str:
-    """The summary table: capacity 3 decimals, SoH 1, resistances in mOhm with 2."""
+    """The summary table: capacity 3 decimals, SoH 1, resistances in mOhm with 2, K-value in
+    mV/day with 3."""
     lines = [
         (
             r.cell_id,
@@ -811,6 +639,7 @@ def format_table(rows: Sequence[DemoRow]) -> str:
             _fmt(r.soh_pct, 1.0, 1),
             _fmt(r.dcir_ohm, 1000.0, 2),
             _fmt(r.acir_ohm, 1000.0, 2),
+            _fmt(r.k_mv_per_day, 1.0, 3),
             r.grade,
             r.reason,
         )

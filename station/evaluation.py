@@ -534,8 +534,17 @@ def main_reason(grade: Grade, profile: Profile) -> str:
             Verdict.RETEST: "RETEST",
             Verdict.MISSING: gate.when_missing,
         }.get(result.verdict)
-        if decided == grade.outcome:
-            return gate.rule.words or result.explanation
+        if decided != grade.outcome:
+            continue
+        if result.verdict is Verdict.RETEST:
+            # A guard-band RETEST is not the failure the gate's words describe.
+            return (
+                f"{result.metric} within its measurement uncertainty of the limit of "
+                f"'{gate.rule.name}': re-test"
+            )
+        if result.verdict is Verdict.MISSING:
+            return f"{result.metric or gate.rule.name} not measured ({gate.rule.name})"
+        return gate.rule.words or result.explanation
     # No gate decided: the summary names the bin that could not be confirmed and why.
     return grade.summary.split(": ", 1)[-1]
 

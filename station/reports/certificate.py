@@ -29,12 +29,41 @@ from reportlab.platypus import (
 )
 
 from station.passport.rawdata import RawSeries
-from station.passport.record import GradingRecord, PassportValue, format_utc
+from station.passport.record import BatteryStatus, GradingRecord, PassportValue, format_utc
 from station.passport.signing import b64url_decode
 from station.reports.layout import FitImage, build, styles, table
 from station.reports.plots import Impedance, cell_panels
 
 GRADE_COLOURS = {"A": "#2e7d32", "B": "#1f4e79", "C": "#b26a00"}
+# Decisions that release nothing: the cell is not placed on the market again under them.
+NOT_RELEASED = {
+    "RETEST": "held for re-test",
+    "QUARANTINE": "quarantined (safety hold)",
+    "REJECT": "rejected",
+}
+RECYCLE_USES = frozenset({"recycle"})
+
+
+def status_for_decision(outcome: str, use: str = "") -> BatteryStatus:
+    """The battery status (Regulation (EU) 2023/1542 Annex XIII 4(c)) that follows a grading
+    decision: a reuse bin repurposes the cell; REJECT or a recycle bin makes it waste; RETEST and
+    QUARANTINE decide nothing yet, so the status stays original."""
+    if outcome == "REJECT" or use in RECYCLE_USES:
+        return BatteryStatus.WASTE
+    if outcome in NOT_RELEASED:
+        return BatteryStatus.ORIGINAL
+    return BatteryStatus.REPURPOSED
+
+
+def status_line(record: GradingRecord) -> str:
+    """The certificate's battery status: never "repurposed" (or another market status) while the
+    decision releases nothing; the hold is said in words."""
+    held = NOT_RELEASED.get(record.grade.grade)
+    if held is None:
+        return record.status.value
+    if record.status.needs_original_link:
+        return f"not released ({held})"
+    return f"{record.status.value} ({held}; not released for reuse)"
 
 
 @dataclass(frozen=True)
@@ -130,7 +159,7 @@ def render_certificate(
         ["Serial number", cell.serial_number],
         ["Model", f"{cell.model} ({cell.chemistry})" if cell.chemistry else cell.model],
         ["Manufacturer", cell.manufacturer_name],
-        ["Battery status", record.status.value],
+        ["Battery status", status_line(record)],
         ["Original passport", record.original_passport_id or "(none)"],
         ["Grading profile", f"{record.grade.profile_name} {record.grade.profile_version}"],
         ["Operator", record.operator],

@@ -22,7 +22,17 @@ from station.passport.signing import StationKey, verify_bytes
 from tests.passport.schemas import SCHEMA_PATHS, errors
 
 CELLS = 4
-COLUMNS = ("cell", "chem", "cap Ah", "SoH %", "DCIR mOhm", "ACIR mOhm", "grade", "reason")
+COLUMNS = (
+    "cell",
+    "chem",
+    "cap Ah",
+    "SoH %",
+    "DCIR mOhm",
+    "ACIR mOhm",
+    "K mV/d",
+    "grade",
+    "reason",
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,9 @@ def db(demo: Demo) -> sqlite3.Connection:
 
 
 def samples(conn: sqlite3.Connection, cell_id: str) -> tuple[int, np.ndarray]:
-    run_pk = conn.execute("SELECT run_pk FROM runs WHERE cell_id = ?", (cell_id,)).fetchone()[0]
+    run_pk = conn.execute(
+        "SELECT run_pk FROM runs WHERE cell_id = ? ORDER BY run_pk LIMIT 1", (cell_id,)
+    ).fetchone()[0]
     rows = conn.execute(
         "SELECT t_s, step_index, voltage_v, current_a FROM samples WHERE run_pk = ? ORDER BY seq",
         (run_pk,),
@@ -146,6 +158,55 @@ def test_printed_figures_equal_the_database(demo: Demo) -> None:
             assert abs(float(row["DCIR mOhm"]) - dcir_mohm) <= 0.005 + 1e-9
 
 
+def test_k_value_is_the_hold_ocv_drop_over_its_days(demo: Demo) -> None:
+    """K = (OCV at the hold start - OCV at its end) / days between them (grading.md 2.4), from
+    the OCV measurements stored after the grading run; the hold lasts at least 7 days (8.1).
+    Tolerance half the printed last digit (0.0005 mV/day)."""
+    with contextlib.closing(db(demo)) as conn:
+        for cell_id, row in demo.rows.items():
+            if row["grade"] == "NOT GRADED":
+                assert row["K mV/d"] == "-"
+                continue
+            run_pk, _ = samples(conn, cell_id)
+            ended = conn.execute("SELECT ended_t_s FROM runs WHERE run_pk = ?", (run_pk,))
+            ocv = conn.execute(
+                "SELECT t_s, values_json FROM measurements WHERE cell_id = ? AND kind = 'ocv'"
+                " AND t_s > ? ORDER BY t_s",
+                (cell_id, ended.fetchone()[0]),
+            ).fetchall()
+            assert len(ocv) == 2
+            (t1, first), (t2, last) = ocv
+            days = (t2 - t1) / 86400.0
+            assert days >= 7.0
+            drop_mv = (json.loads(first)["voltage_v"] - json.loads(last)["voltage_v"]) * 1000.0
+            assert abs(float(row["K mV/d"]) - drop_mv / days) <= 0.0005 + 1e-9
+
+
+def test_printed_grades_and_reasons_are_the_stored_grades(demo: Demo) -> None:
+    with contextlib.closing(db(demo)) as conn:
+        stored = {
+            cell: (grade, reason, profile, version, runs)
+            for cell, grade, reason, profile, version, runs in conn.execute(
+                "SELECT cell_id, grade, reason, profile_name, profile_version, run_ids"
+                " FROM grades ORDER BY id"
+            )
+        }
+        audits = conn.execute("SELECT subject FROM audit WHERE action = 'grade cell'").fetchall()
+        grading_runs = dict(
+            conn.execute("SELECT cell_id, run_id FROM runs ORDER BY run_pk DESC").fetchall()
+        )
+    graded = {c: r for c, r in demo.rows.items() if r["grade"] != "NOT GRADED"}
+    assert set(stored) == set(graded)
+    assert sorted(a[0] for a in audits) == sorted(graded)
+    for cell_id, row in graded.items():
+        grade, reason, profile, version, runs = stored[cell_id]
+        assert (row["grade"], row["reason"]) == (grade, reason)
+        assert (profile, version) == ("second-life", "1.0.0")
+        assert json.loads(runs) == [grading_runs[cell_id]]  # the first run of the cell
+        if grade in ("A", "B", "C", "D"):
+            assert reason.startswith(f"{grade} under second-life v1.0.0: ")
+
+
 def test_passports_validate_and_signatures_verify(demo: Demo) -> None:
     key = StationKey.load_or_create(demo.out / "keys" / "demo-station-key.pem")
     graded = [c for c, r in demo.rows.items() if r["grade"] != "NOT GRADED"]
@@ -154,7 +215,11 @@ def test_passports_validate_and_signatures_verify(demo: Demo) -> None:
         check = verify_bytes(record_file.read_bytes(), trusted_keys=[key.public_key])
         assert check.ok, check.problems
         record = check.document
-        assert record["grade"]["grade"] == demo.rows[cell_id]["grade"]
+        grade = demo.rows[cell_id]["grade"]
+        assert record["grade"]["grade"] == grade
+        # The battery status follows the decision: only a reuse bin repurposes the cell.
+        expected = {"REJECT": "waste", "D": "waste", "RETEST": "original", "QUARANTINE": "original"}
+        assert record["status"] == expected.get(grade, "repurposed")
         assert all(instrument["simulated"] for instrument in record["instruments"])
         for target in SCHEMA_PATHS:
             path = demo.out / "passports" / f"{cell_id}.{target}.signed.json"

@@ -303,3 +303,18 @@ def test_heating_lowers_the_resistance_as_the_cell_warms() -> None:
     assert cell.impedance(1000.0).real < r_cold
     with pytest.raises(ValueError, match="ea_ohmic_j_per_mol"):
         params(ea_ohmic_j_per_mol=-1.0)
+
+
+def test_burnt_out_cell_stays_at_the_cap_through_a_long_span() -> None:
+    """A cell past runaway sits at the 900 C cap; a week at open circuit (a skipped hold) keeps
+    it there and its charge bookkeeping exact: SOC change = -leaked Ah / capacity, to 1e-9."""
+    cell = Cell(
+        params(runaway_onset_c=45.0, leak_resistance_ohm=500.0), soc=0.6, temperature_c=50.0
+    )
+    cell.advance_to(3600.0)
+    assert cell.temperature_c == 900.0
+    soc, leaked = cell.soc, cell.leakage_ah
+    cell.advance_to(3600.0 + 7 * 86400.0)
+    assert cell.temperature_c == 900.0
+    assert cell.leakage_ah > leaked
+    assert cell.soc - soc == pytest.approx(-(cell.leakage_ah - leaked) / 3.0, abs=1e-9)

@@ -173,3 +173,23 @@ def test_other_chemistries_can_fill_a_lot() -> None:
     lot = generate_lot("new-cells", 5, seed=1, chemistry_name="na-ion", defect_share=0.0)
     assert all(x.cell.rated["chemistry"] == "na-ion" for x in lot)
     assert all(1.5 < x.cell.ocv_v < 4.0 for x in lot)
+
+
+def test_retired_ev_self_discharge_is_realistic_and_the_soft_short_stands_out() -> None:
+    """K-value over a 7-day open-circuit hold at 50 % SOC from the cell physics (OCV drop / days):
+    healthy cells within 0.03-0.35 mV/day (grading.md 8.1: realistic 0.05-0.3, limit 0.5), the
+    soft short far above the 0.5 mV/day limit."""
+    lot = generate_lot("retired-ev", 60, seed=7, defect_share=0.2)
+    k_healthy, k_short = [], []
+    for x in lot:
+        if x.defect not in (None, Defect.SOFT_SHORT):
+            continue
+        x.cell.set_soc(0.5)
+        v1 = x.cell.ocv_v
+        x.cell.advance_to(7 * 86400.0)
+        k = (v1 - x.cell.ocv_v) * 1000.0 / 7.0
+        (k_healthy if x.defect is None else k_short).append(k)
+    assert len(k_healthy) == 48 and k_short
+    assert min(k_healthy) >= 0.03 and max(k_healthy) <= 0.35
+    assert 0.08 <= statistics.median(k_healthy) <= 0.15
+    assert min(k_short) > 10 * 0.5

@@ -55,3 +55,17 @@ def test_manual_clock_moves_only_when_told() -> None:
 def test_advance_refused_on_a_running_clock() -> None:
     with pytest.raises(RuntimeError, match="manual"):
         SimClock().advance(1.0)
+
+
+def test_skip_jumps_a_running_and_a_manual_clock_ahead() -> None:
+    wall = FakeWall(1000.0)
+    clock = SimClock(t0_s=50.0, speed=100.0, wall=wall)
+    clock.skip(7 * 86400.0)
+    wall.t = 1001.0
+    # exact arithmetic reference: 50 + 7 days + 100 * 1 s
+    assert clock.now() == pytest.approx(50.0 + 604800.0 + 100.0, abs=1e-9)
+    manual = SimClock(t0_s=5.0, manual=True)
+    manual.skip(10.0)
+    assert manual.now() == 15.0
+    with pytest.raises(ValueError, match="backwards"):
+        clock.skip(-1.0)

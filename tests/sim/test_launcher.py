@@ -153,6 +153,10 @@ def test_running_bench_with_pty_and_control_commands() -> None:
         port.close()
         ctl = doc["control"]["tcp_port"]
         assert control(ctl, {"cmd": "state"})["ok"]
+        before = control(ctl, {"cmd": "state"})["t_s"]
+        skipped = control(ctl, {"cmd": "skip", "s": 86400.0})
+        assert skipped["ok"] and skipped["t_s"] >= before + 86400.0  # type: ignore[operator]
+        assert not control(ctl, {"cmd": "skip", "s": -1})["ok"]
         assert control(ctl, {"cmd": "fault", "device": "acir", "fault": "drop_reply"})["ok"]
         state = control(ctl, {"cmd": "state"})
         assert state["devices"]["acir"]["active"] == ["drop_reply"]  # type: ignore[index]
