@@ -420,8 +420,9 @@ class Sequencer:
         return self.state is not SeqState.DONE
 
     def pause(self) -> None:
-        """Stop the output and hold; a measurement in progress finishes first (output is off)."""
-        if self.state is SeqState.MEASURING:
+        """Stop the output and hold. The open-circuit probe or a measurement in progress finishes
+        first (the output is off during both) and the run holds before its next step."""
+        if self.state in (SeqState.PENDING, SeqState.PROBING, SeqState.MEASURING):
             self._pause_requested = True
             return
         if self.state is not SeqState.RUNNING:
@@ -448,6 +449,11 @@ class Sequencer:
         self.state = SeqState.PAUSED
 
     def resume(self) -> None:
+        """Continue a held run: the held step restarts with what is left of its time and
+        capacity ends. A pause still waiting for a probe or measurement to finish is dropped."""
+        if self._pause_requested:
+            self._pause_requested = False
+            return
         if self.state is not SeqState.PAUSED:
             return
         now = self.clock.now()
@@ -690,7 +696,7 @@ class Sequencer:
                 )
             )
         self._resume = None
-        self._next_op(t_s)
+        self._hold_or_next(t_s)
         return True
 
     def _software_end(self, track: _StepTrack, sample: CyclerSample, t_s: float) -> str:
@@ -889,6 +895,10 @@ class Sequencer:
         self._emit(
             StepEnded(self.run_id, self.channel_id, self._step_counter, op.kind, "measured", now)
         )
+        self._hold_or_next(now)
+
+    def _hold_or_next(self, now: float) -> None:
+        """After a probe or measurement: hold if a pause is waiting, else start the next op."""
         if self._pause_requested:
             self._pause_requested = False
             self.state = SeqState.PAUSED
