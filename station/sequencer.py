@@ -20,8 +20,9 @@ Safety, in order (``../shared/reference/reliability.md`` sections 1.3 and 6, S1-
    time, run time); a trip stops the output in the same tick, before anything else happens,
    and is recorded with the limit, the value and the threshold (:class:`LimitTripped`).
 5. Garbage readings (NaN, inf, absurd values) and a channel with no fresh sample for three
-   watch periods (``3 x max(poll period, record interval)``) are faults: the output is
-   stopped and the run ends FAULTED; a channel never sits RUNNING on stale data.
+   watch periods (``3 x max(poll period, record interval)``, in wall time, see
+   :func:`stall_timer`) are faults: the output is stopped and the run ends FAULTED; a
+   channel never sits RUNNING on stale data.
 6. Pause stops the output; resume restarts the interrupted step with what is left of its
    time and capacity ends; abort stops the output. Any exception ends with the output off.
 """
@@ -32,6 +33,7 @@ import datetime as dt
 import enum
 import json
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -53,7 +55,7 @@ from drivers.readings import (
     StepMode,
 )
 from station.cells import Cell, CellDataError, check_ready_for_test
-from station.clock import Clock
+from station.clock import Clock, ScaledClock, SystemClock
 from station.config import SafetyEnvelope
 from station.events import (
     Event,
@@ -86,6 +88,21 @@ DTDT_WINDOW_S = 60.0
 SANE_VOLTAGE_V = 100.0
 SANE_CURRENT_A = 10_000.0
 SANE_TEMPERATURE_C = (-60.0, 250.0)
+
+
+def stall_timer(clock: Clock) -> tuple[Callable[[], float], float]:
+    """What stuck-instrument detection measures time with: ``(timer, wall_per_clock_s)``.
+
+    On a system or scaled clock it is the monotonic wall clock (s), and ``wall_per_clock_s``
+    (wall seconds per clock second, ``1 / speed``) converts a record interval into wall time.
+    Simulated time would count a driver timeout of 2 wall s as 7,200 s of silence at speed 3600.
+    A clock with no wall meaning (a test's manual clock) is its own timer.
+    """
+    if isinstance(clock, SystemClock):
+        return time.monotonic, 1.0
+    if isinstance(clock, ScaledClock):
+        return time.monotonic, 1.0 / clock.speed
+    return clock.now, 1.0
 
 
 class PrestartRefused(RuntimeError):
@@ -352,7 +369,8 @@ class Sequencer:
         self._paused_track: _StepTrack | None = None
         self._pending: Future[Any] | None = None
         self._pending_op: MeasureOp | None = None
-        self._last_fresh_t_s = 0.0
+        self._stall_timer, self._wall_per_clock_s = stall_timer(clock)
+        self._last_fresh_wall_s = 0.0  # on the stall timer
         self._temps: deque[tuple[float, float]] = deque()
         self._volts: deque[tuple[float, float]] = deque()
         self._run_start_t_s = 0.0
@@ -523,7 +541,7 @@ class Sequencer:
             track.capacity_ah = carry.capacity_ah
             track.energy_wh = carry.energy_wh
         self._track = track
-        self._last_fresh_t_s = now
+        self._last_fresh_wall_s = self._stall_timer()
         self.channel.start_step(step)
 
     def _tick_cycler(self) -> None:
@@ -533,7 +551,7 @@ class Sequencer:
         try:
             status = self.channel.poll()
         except InstrumentError as error:
-            self._check_stale(now, track, f"poll failed: {error}")
+            self._check_stale(track, f"poll failed: {error}")
             return
         fresh = False
         for sample in status.samples:
@@ -549,20 +567,23 @@ class Sequencer:
             if self._on_sample(track, sample):
                 return
         if fresh:
-            self._last_fresh_t_s = now
+            self._last_fresh_wall_s = self._stall_timer()
         else:
-            self._check_stale(now, track, "no fresh sample")
+            self._check_stale(track, "no fresh sample")
             if self.state is SeqState.DONE:
                 return
         self._on_status(track, status, now)
 
-    def _check_stale(self, now: float, track: _StepTrack, why: str) -> None:
-        watch = max(self.poll_period_s, track.step.record_interval_s)
-        if now - self._last_fresh_t_s > STALE_POLL_PERIODS * watch + 1e-9:
+    def _check_stale(self, track: _StepTrack, why: str) -> None:
+        """Fault when no fresh sample came for 3 poll periods (or record intervals, if longer)
+        of wall time: the poll period is a wall-time promise, the record interval is converted
+        from clock time."""
+        watch = max(self.poll_period_s, track.step.record_interval_s * self._wall_per_clock_s)
+        silent = self._stall_timer() - self._last_fresh_wall_s
+        if silent > STALE_POLL_PERIODS * watch + 1e-9:
             self._fail(
                 "stuck_instrument",
-                f"{why}; no fresh sample for {now - self._last_fresh_t_s:.3g} s "
-                f"(> {STALE_POLL_PERIODS} x {watch:g} s)",
+                f"{why}; no fresh sample for {silent:.3g} s (> {STALE_POLL_PERIODS} x {watch:g} s)",
             )
 
     def _on_sample(self, track: _StepTrack, sample: CyclerSample) -> bool:
