@@ -367,6 +367,7 @@ class Sequencer:
         self._step_counter = -1
         self._track: _StepTrack | None = None
         self._paused_track: _StepTrack | None = None
+        self._ended: _StepTrack | None = None  # the step that ended last (its tail rows)
         self._pending: Future[Any] | None = None
         self._pending_op: MeasureOp | None = None
         self._stall_timer, self._wall_per_clock_s = stall_timer(clock)
@@ -451,7 +452,7 @@ class Sequencer:
             track.elapsed_before_s += max(track.last_step_time_s, 0.0)
             track.moved_before_ah = track.capacity_ah
             track.energy_before_wh = track.energy_wh
-            self._paused_track = track
+            self._paused_track = self._ended = track
             self._emit(
                 StepEnded(
                     self.run_id,
@@ -554,9 +555,14 @@ class Sequencer:
             self._check_stale(track, f"poll failed: {error}")
             return
         fresh = False
-        for sample in status.samples:
+        samples = status.samples
+        for n, sample in enumerate(samples):
             if sample.step_index != status.step_index:
-                continue  # recorded in an earlier instrument step (before a stop or restart)
+                # Recorded by the step that ended last, after its end condition (the cabinet
+                # kept recording until it was told to stop or start the next step).
+                if self._on_tail(sample):
+                    return
+                continue
             if sample.step_time_s <= track.last_step_time_s:
                 continue  # a repeated or stale reading is not fresh data
             garbage = _garbage(sample)
@@ -564,7 +570,7 @@ class Sequencer:
                 self._fail("garbage_reading", garbage)
                 return
             fresh = True
-            if self._on_sample(track, sample):
+            if self._on_sample(track, sample, samples[n + 1 :]):
                 return
         if fresh:
             self._last_fresh_wall_s = self._stall_timer()
@@ -586,8 +592,11 @@ class Sequencer:
                 f"{why}; no fresh sample for {silent:.3g} s (> {STALE_POLL_PERIODS} x {watch:g} s)",
             )
 
-    def _on_sample(self, track: _StepTrack, sample: CyclerSample) -> bool:
-        """Record and check one sample; True if the run or step ended on it."""
+    def _on_sample(
+        self, track: _StepTrack, sample: CyclerSample, later: Sequence[CyclerSample] = ()
+    ) -> bool:
+        """Record and check one sample; True if the run or step ended on it. ``later`` are the
+        rows of the same poll after it: if the step ends here they are its tail."""
         t_s = track.start_t_s + sample.step_time_s
         if track.last_t_s is not None and track.last_i is not None and track.last_v is not None:
             dt_h = (t_s - track.last_t_s) / 3600.0
@@ -617,10 +626,10 @@ class Sequencer:
         if self._check_sample_limits(track, sample, t_s):
             return True
         if self.state is SeqState.PROBING:
-            return self._check_probe(sample, t_s)
+            return self._check_probe(sample, t_s, later)
         reason = self._software_end(track, sample, t_s)
         if reason:
-            self._finish_step(track, reason, t_s)
+            self._finish_step(track, reason, t_s, later)
             return True
         return False
 
@@ -673,7 +682,9 @@ class Sequencer:
         # Without a time end: the time to move the whole step-capacity limit at the set current.
         return factor * self.limits.step_capacity_max_ah / abs(step.current_a) * 3600.0
 
-    def _check_probe(self, sample: CyclerSample, t_s: float) -> bool:
+    def _check_probe(
+        self, sample: CyclerSample, t_s: float, later: Sequence[CyclerSample] = ()
+    ) -> bool:
         v = sample.voltage_v
         cell = self.cell
         assert cell.voltage_min_v is not None and cell.voltage_max_v is not None
@@ -703,7 +714,7 @@ class Sequencer:
         self._emit(
             StepEnded(self.run_id, self.channel_id, self._track.index, "probe", "probe ok", t_s)
         )
-        self._track = None
+        self._ended, self._track = self._track, None
         if self._resume is None:
             self._emit(
                 MeasurementTaken(
@@ -717,7 +728,8 @@ class Sequencer:
                 )
             )
         self._resume = None
-        self._hold_or_next(t_s)
+        if not self._on_tails(later):
+            self._hold_or_next(t_s)
         return True
 
     def _software_end(self, track: _StepTrack, sample: CyclerSample, t_s: float) -> str:
@@ -781,7 +793,9 @@ class Sequencer:
         elif status.state is ChannelState.IDLE and self.state is SeqState.RUNNING:
             self._fail("instrument_idle", "the channel stopped its output without being told to")
 
-    def _finish_step(self, track: _StepTrack, reason: str, t_s: float) -> None:
+    def _finish_step(
+        self, track: _StepTrack, reason: str, t_s: float, later: Sequence[CyclerSample] = ()
+    ) -> None:
         self._emit(
             StepEnded(
                 self.run_id,
@@ -807,9 +821,43 @@ class Sequencer:
                     t_s,
                 )
             )
-        self._track = None
+        self._ended, self._track = track, None
         self._volts.clear()
-        self._next_op(t_s)
+        if not self._on_tails(later):
+            self._next_op(t_s)
+
+    def _on_tails(self, rows: Sequence[CyclerSample]) -> bool:
+        """Store rows the step that just ended recorded after its end; True if one ended the run."""
+        return any(self._on_tail(row) for row in rows)
+
+    def _on_tail(self, sample: CyclerSample) -> bool:
+        """Store one row recorded after the last step's end (a sample like any other, checked
+        against the safety limits, but no longer judged by the ended step's end conditions).
+        True if it ended the run."""
+        ended = self._ended
+        if ended is None or sample.step_time_s <= ended.last_step_time_s:
+            return False  # nothing to attach it to, or a repeated reading
+        garbage = _garbage(sample)
+        if garbage:
+            self._fail("garbage_reading", garbage)
+            return True
+        t_s = ended.start_t_s + sample.step_time_s
+        ended.last_step_time_s = sample.step_time_s
+        ended.last_t_s, ended.last_v, ended.last_i = t_s, sample.voltage_v, sample.current_a
+        self._seq += 1
+        self._emit(
+            Sample(
+                self.run_id,
+                self.channel_id,
+                self._seq,
+                t_s,
+                ended.index,
+                sample.voltage_v,
+                sample.current_a,
+                sample.temperature_c,
+            )
+        )
+        return self._check_sample_limits(ended, sample, t_s)
 
     # --- operations -----------------------------------------------------------------------------
 
