@@ -67,6 +67,9 @@ def test_sim_mode_runs_the_seeded_lot_and_shows_trips(qtbot, settings, tmp_path:
         timeout=30_000,
     )
     assert "refused: OCV" in controller.state.channel("ch15").log[-1]
+    refused_tile = window.overview.tiles["ch15"]
+    qtbot.waitUntil(lambda: refused_tile.state_text == "STOPPED", timeout=5000)
+    assert refused_tile.step_text.startswith("refused: OCV")
     qtbot.waitUntil(
         lambda: all(v.samples_seen > 0 for v in views if v.channel_id != "ch15"), timeout=30_000
     )
