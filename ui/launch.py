@@ -180,6 +180,21 @@ def open_simulated_bench(args: argparse.Namespace, settings: QtCore.QSettings) -
     window.setProperty("simulator_pid", sim.process.pid)
     window.setProperty("simulator_port", sim.launch.control_port)
     count = window.controller.place_lot(placed)
+    # The placed cells skip the scan, so their checklist is the panel's (shown on screen) and
+    # is stored for the grading gates, as a scan would store it.
+    facts = window.intake.facts()
+    record = window.controller.record_intake
+    if record is not None:
+        held = [cell.cell_id for cell, channel in placed if channel is not None]
+
+        def record_held() -> None:
+            for cell_id in held:
+                record(cell_id, facts)
+
+        window.controller.workers.submit(
+            record_held,
+            on_error=lambda exc: window.banner.add(f"Intake checklist not stored: {exc}"),
+        )
     window.intake.show_result(
         f"Simulated lot (seed {args.seed}): {count} cells placed; press Enter to start them", True
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from PySide6 import QtCore
@@ -93,6 +95,13 @@ def test_sim_mode_runs_the_seeded_lot_and_shows_trips(qtbot, settings, tmp_path:
         qtbot.mouseClick(window.stop_button, QtCore.Qt.MouseButton.LeftButton)
     assert stopped.args[0] is True, stopped.args
     qtbot.waitUntil(lambda: not controller.state.active_channels(), timeout=30_000)
+
+    # The placed lot skipped the scan; its checklist was stored for the grading gates all the same.
+    with closing(sqlite3.connect(f"file:{tmp_path / 'sim.db'}?mode=ro", uri=True)) as conn:
+        checklists = conn.execute(
+            "SELECT COUNT(DISTINCT cell_id) FROM measurements WHERE kind = 'intake_checklist'"
+        ).fetchone()[0]
+    assert checklists == 16
 
     pid = int(window.property("simulator_pid"))
     window.close()
