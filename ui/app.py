@@ -241,7 +241,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(message)
 
     def _on_grade(self, grade: GradeView) -> None:
-        self.batch.model.add(grade)
+        self.batch.set_grades([grade])
         if self.overview.selected:
             self.detail.show_view(self.controller.state.channel(self.overview.selected))
 

@@ -307,7 +307,7 @@ class RefCheckPanel(QtWidgets.QGroupBox):
 
     def show_history(self, checks: Sequence[ReferenceCheck], due: str) -> None:
         self.due.setText(due)
-        self.due.setStyleSheet("color: #c62828;" if due.startswith("DUE") else "color: #2e7d32;")
+        self.due.setStyleSheet("color: #c62828;" if "DUE:" in due else "color: #2e7d32;")
         self.table.setRowCount(len(checks))
         for row, check in enumerate(checks):
             when = dt.datetime.fromtimestamp(check.t_s, dt.UTC).strftime("%Y-%m-%d %H:%M")

@@ -289,6 +289,7 @@ class BatchView(QtWidgets.QWidget):
     def set_grades(self, grades: Sequence[GradeView]) -> None:
         for grade in grades:
             self.model.add(grade)
+        self.table.resizeColumnsToContents()
 
     def show_groups(self, lines: Sequence[str], groups: int, unmatched: int) -> None:
         head = f"{groups} group(s), {unmatched} cell(s) not matched"

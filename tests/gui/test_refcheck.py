@@ -66,6 +66,7 @@ def test_reference_check_pass_fail_due_and_flagged(qtbot, station: SimStation) -
         assert abs(check.measured - truth) <= tolerance
         assert check.passed is (abs(check.measured - check.expected) <= check.tolerance)
     assert panel.due.text().startswith("SIMULATED-7: checked today; next due ")
+    assert "#2e7d32" in panel.due.styleSheet()
     assert panel.table.rowCount() == 2
 
     # Reference values 3 tolerances away from what the cell really reads: the check fails.
@@ -77,6 +78,7 @@ def test_reference_check_pass_fail_due_and_flagged(qtbot, station: SimStation) -
     acir = next(c for c in newest if c.quantity == "acir_ohm")
     assert not acir.passed and abs(acir.measured - acir.expected) > acir.tolerance
     assert panel.due.text() == "SIMULATED-7: DUE: today's check failed; repeat it before grading"
+    assert "#c62828" in panel.due.styleSheet()
 
     # The same good values, but the meter's calibration ran out yesterday (station clock, as the
     # engine's pre-start check counts it): stored, flagged, not a pass.
