@@ -80,7 +80,6 @@ DB_NAME = "demo.db"
 STATION_ID = "sim-demo"
 OPERATOR = "demo"
 ORIGIN = "simulated lot (hardware_sim), not a real datasheet or BMS read-out [SIMULATED]"
-CURRENT_ACCURACY_REL = 0.001  # the Neware spec sheet's 0.1 % of current (standard)
 INTAKE_TIMEOUT_S = 30.0  # wall seconds for one cell's intake ACIR
 # The simulated lot comes with its identity and history and no damage is simulated.
 INTAKE_FACTS = {"damaged": False, "calendar_expired": False, "traceable": True}

@@ -265,41 +265,22 @@ def run_data(source: Source, run_id: str) -> RunData:
         return _read_run(conn, run_id)
 
 
-def latest_completed_run(conn: sqlite3.Connection, cell_id: str) -> str | None:
-    """The run ID of the cell's latest completed run (None if it has none)."""
-    row = conn.execute(
-        "SELECT run_id FROM runs WHERE cell_id = ? AND outcome = 'completed'"
-        " ORDER BY ended_t_s DESC, run_pk DESC LIMIT 1",
-        (cell_id,),
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
 def grading_run(conn: sqlite3.Connection, cell_id: str) -> str | None:
-    """The cell's latest completed run that holds samples (a hold run of OCV records only is
-    not a grading run; its OCV records belong to the hold after the grading run)."""
+    """The cell's latest completed run with a discharge in its samples. A run of OCV readings
+    only (a hold end) is not a grading run: its OCV readings belong to the hold after it."""
     for run_id, run_pk in conn.execute(
         "SELECT run_id, run_pk FROM runs WHERE cell_id = ? AND outcome = 'completed'"
         " ORDER BY ended_t_s DESC, run_pk DESC",
         (cell_id,),
     ):
         first = int(run_pk) << SEQ_BITS
-        count = conn.execute(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM samples WHERE sample_key BETWEEN ? AND ? LIMIT 2)",
+        discharge = conn.execute(
+            "SELECT 1 FROM samples WHERE sample_key BETWEEN ? AND ? AND current_a < 0 LIMIT 1",
             (first, first + SEQ_LIMIT - 1),
-        ).fetchone()[0]
-        if count >= 2 and _has_discharge(conn, int(run_pk)):
+        ).fetchone()
+        if discharge is not None:
             return str(run_id)
     return None
-
-
-def _has_discharge(conn: sqlite3.Connection, run_pk: int) -> bool:
-    first = run_pk << SEQ_BITS
-    row = conn.execute(
-        "SELECT 1 FROM samples WHERE sample_key BETWEEN ? AND ? AND current_a < 0 LIMIT 1",
-        (first, first + SEQ_LIMIT - 1),
-    ).fetchone()
-    return row is not None
 
 
 def reference_steps(run: RunData) -> tuple[int, int] | None:

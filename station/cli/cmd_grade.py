@@ -118,7 +118,7 @@ def _print(args: argparse.Namespace, graded: LotGrades, superseded: dict[str, in
     from station.evaluation import main_reason
 
     profile = graded.profile
-    where = "every cell" if args.lot is None else f"lot {args.lot}"
+    where = "every cell" if args.lot is None else f"lot {args.lot!r}"
     print(f"{where} graded under {profile.name} {profile.version} ({profile.sha256[:12]})")
     rows = [("cell", "grade", "reason")]
     rows += [(g.cell_id, g.outcome, main_reason(g, profile)) for g in graded.grades]

@@ -1023,6 +1023,10 @@ class Storage:
 
         return self.call(record)
 
+    def record_grade(self, grade: GradeEntry, *, who: str, why: str) -> int:
+        """Store one grade (see :meth:`record_grades`); returns its row ID."""
+        return self.record_grades([grade], who=who, why=why)[0]
+
     def record_grades(self, grades: Sequence[GradeEntry], *, who: str, why: str) -> list[int]:
         """Store grades in one transaction, one audit row each; each new row supersedes the
         cell's previous grade (which stays). Returns the new row IDs."""

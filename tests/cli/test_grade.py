@@ -92,7 +92,7 @@ def test_table_output_lists_every_cell(run_db: Path, tmp_path: Path) -> None:
     done = cli("grade", "--db", db, "--lot", "")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("lot  graded under second-life 1.0.0")
+    assert lines[0].startswith("lot '' graded under second-life 1.0.0")
     assert lines[1].split()[:3] == ["cell", "grade", "reason"]
     assert [line.split()[0] for line in lines[2:5]] == list(CELLS)
     assert "3 graded" in done.stdout

@@ -18,6 +18,7 @@ import pytest
 from station.clock import ManualClock
 from station.evaluation import (
     EvaluationError,
+    grade_entries,
     grade_lot,
     grade_run,
     main_reason,
@@ -113,7 +114,8 @@ def test_grades_are_stored_append_only_and_regrading_keeps_old_ones(
     try:
         first = store_grades(storage, grade_lot(storage, profile), operator="ann", why="batch")
         newer = replace(profile, version="1.1.0", sha256="f" * 64)
-        second = store_grades(storage, grade_lot(storage, newer), operator="bob", why="v1.1")
+        graded_again = grade_lot(storage, newer)
+        second = store_grades(storage, graded_again, operator="bob", why="v1.1")
         history = storage.grades_of("C1")
         assert [g.profile_version for g in history] == ["1.0.0", "1.1.0"]
         assert [g.id for g in history] == [first[0], second[0]]
@@ -133,6 +135,8 @@ def test_grades_are_stored_append_only_and_regrading_keeps_old_ones(
             storage.call(lambda c: c.execute("UPDATE grades SET grade = 'A'"))
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             storage.call(lambda c: c.execute("DELETE FROM grades"))
+        one = storage.record_grade(grade_entries(graded_again)[0], who="cy", why="single")
+        assert storage.grades_of(graded_again.grades[0].cell_id)[-1].id == one
         assert storage.verify_audit() is None
     finally:
         storage.close()
