@@ -12,9 +12,10 @@ same run:
   4. the same blocks built from ``Sample`` events inside the timed loop (``SampleBlock.of``, the
      work the engine's instrument threads do per poll), to show what building them costs;
   5. the per-sample path: ``Storage.handle_event(Sample)`` for the same data, one event a row.
-Every figure is the median of ``--repeat`` runs (the machine is shared with other work, so
-figures are pessimistic under load). Results go to ``benchmarks/results/storage_ingest.json``
-(``benchmarks/common.py`` format) and to stdout.
+Every figure is the median of ``--repeat`` rounds, each round running every case once (the
+machine is shared with other work: figures are pessimistic under load, and interleaving makes a
+burst of load hit the peer and the station alike). Results go to
+``benchmarks/results/storage_ingest.json`` (``benchmarks/common.py`` format) and to stdout.
 
     python -m benchmarks.bench_storage_ingest [--samples 1000000] [--repeat 3] [--block 1000]
 """
@@ -137,12 +138,17 @@ def _ingest(
     return rows / elapsed
 
 
-def median_rate(repeat: int, measure: Callable[[Path], float]) -> tuple[float, list[float]]:
-    rates = []
+def interleaved_medians(
+    repeat: int, measures: dict[str, Callable[[Path], float]]
+) -> dict[str, list[float]]:
+    """Each measure once per round, round after round: a burst of load from other processes
+    then hits every case alike instead of all repeats of one case."""
+    rates: dict[str, list[float]] = {name: [] for name in measures}
     for _ in range(repeat):
-        with tempfile.TemporaryDirectory() as tmp:
-            rates.append(measure(Path(tmp) / "bench.db"))
-    return statistics.median(rates), rates
+        for name, measure in measures.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                rates[name].append(measure(Path(tmp) / "bench.db"))
+    return rates
 
 
 def main() -> None:
@@ -161,11 +167,20 @@ def main() -> None:
         for start in range(0, len(runs[0]), args.block)
         for samples in runs
     ]
-    peer, peer_all = median_rate(k, lambda p: plain_minimal(p, n))
-    full, full_all = median_rate(k, lambda p: _ingest(p, blocks, "FULL"))
-    normal, normal_all = median_rate(k, lambda p: _ingest(p, blocks, "NORMAL"))
-    built, built_all = median_rate(k, lambda p: _ingest(p, [], "FULL", polls))
-    single, single_all = median_rate(k, lambda p: _ingest(p, singles, "FULL"))
+    rates = interleaved_medians(
+        k,
+        {
+            "peer": lambda p: plain_minimal(p, n),
+            "full": lambda p: _ingest(p, blocks, "FULL"),
+            "normal": lambda p: _ingest(p, blocks, "NORMAL"),
+            "built": lambda p: _ingest(p, [], "FULL", polls),
+            "single": lambda p: _ingest(p, singles, "FULL"),
+        },
+    )
+    peer_all, full_all, normal_all = rates["peer"], rates["full"], rates["normal"]
+    built_all, single_all = rates["built"], rates["single"]
+    peer, full, normal = (statistics.median(r) for r in (peer_all, full_all, normal_all))
+    built, single = statistics.median(built_all), statistics.median(single_all)
     peer_name = "plain sqlite3 executemany, one transaction, minimal table (same run)"
     cases = [
         Case(
