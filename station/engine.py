@@ -49,6 +49,7 @@ import importlib
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -262,20 +263,24 @@ class _Worker:
                 self._drain()
                 self._flush_all()
                 return
+            round_start = time.monotonic()
             for channel_id, seq in list(self.sequencers.items()):
                 alive = seq.tick()
                 self.emitters[channel_id].flush()
                 if not alive:
                     del self.sequencers[channel_id]
                     del self.emitters[channel_id]
-            self._wait(self.poll_period_s if self.sequencers else 3600.0)
+            spent_s = time.monotonic() - round_start
+            self._wait(self.poll_period_s if self.sequencers else 3600.0, spent_s)
 
     def _flush_all(self) -> None:
         for emitter in self.emitters.values():
             emitter.flush()
 
-    def _wait(self, clock_s: float) -> None:
-        """Sleep one poll period of the station clock, waking early for a command."""
+    def _wait(self, clock_s: float, spent_wall_s: float = 0.0) -> None:
+        """Sleep until one poll period of the station clock after the round started (the round
+        took ``spent_wall_s``), waking early for a command. Polls keep a fixed rate: a slow
+        round (16 channels over one link) does not push every channel's next poll later."""
         if isinstance(self.clock, SystemClock):
             wall = clock_s
         elif isinstance(self.clock, ScaledClock):
@@ -285,7 +290,7 @@ class _Worker:
             if self.sequencers:
                 self.clock.sleep(clock_s)
             wall = 0.0 if self.sequencers else 0.05
-        self._wake.wait(wall)
+        self._wake.wait(max(wall - spent_wall_s, 0.0))
         self._wake.clear()
 
     def stop(self, timeout_s: float) -> None:
