@@ -381,6 +381,11 @@ class Sequencer:
     # --- public controls --------------------------------------------------------------------
 
     @property
+    def emit(self) -> Callable[[Event], None]:
+        """Where this sequencer's events go (the engine flushes its per-poll sample blocks)."""
+        return self._emit
+
+    @property
     def active(self) -> bool:
         return self.state is not SeqState.DONE
 
