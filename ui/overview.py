@@ -61,6 +61,7 @@ class ChannelTile(QtWidgets.QWidget):
             "values": self._font(13, bold=True, mono=True),
             "mono": self._font(11, mono=True),
             "grade": self._font(24, bold=True),
+            "grade_word": self._font(16, bold=True),
         }
 
     @staticmethod
@@ -141,8 +142,10 @@ class ChannelTile(QtWidgets.QWidget):
         badge: QtCore.QRectF | None = None
         if self.grade_text:
             # Bottom right, where it narrows only the lines beside it (the cell ID stays whole).
-            painter.setFont(self._fonts["grade"])
-            metrics = QtGui.QFontMetricsF(self._fonts["grade"])
+            # A bin letter in 24 pt; a word (RETEST, QUARANTINE) in 16 pt so it fits a tile.
+            font = self._fonts["grade" if len(self.grade_text) <= 2 else "grade_word"]
+            painter.setFont(font)
+            metrics = QtGui.QFontMetricsF(font)
             badge_w = max(metrics.horizontalAdvance(self.grade_text) + 14, 46)
             badge_h = metrics.height() + 6
             badge = QtCore.QRectF(body.right() - badge_w, body.bottom() - badge_h, badge_w, badge_h)
