@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_neware_cabinet > benchmarks/results/neware_cabinet.json
 	$(BIN)/python -m benchmarks.bench_sim_cells > benchmarks/results/sim_cells.txt
 	$(BIN)/python -m benchmarks.bench_passport > benchmarks/results/passport.txt
-	$(BIN)/python benchmarks/bench_storage_ingest.py --samples 1000000 > benchmarks/results/storage_ingest.txt
+	$(BIN)/python -m benchmarks.bench_storage_ingest --samples 1000000 --repeat 5 > benchmarks/results/storage_ingest.txt
 
 test-slow: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m slow

@@ -6,13 +6,18 @@ call may come from any thread, e.g. the GUI thread, and never blocks on an instr
     engine = Engine(bench, storage, clock, connector=None, production=False, operator="op")
     engine.connect() -> dict[str, InstrumentIdentity]   # opens + identifies every instrument
     unsubscribe = engine.subscribe(callback)            # callback(event) from worker threads
+    unsubscribe = engine.subscribe_blocks(callback)     # callback(SampleBlock), one per poll
     run_id = engine.start_run(channel_id, cell_id, recipe)   # Recipe or shipped recipe name
     engine.pause(channel_id); engine.resume(channel_id); engine.abort(channel_id, reason)
     engine.stop_all(reason)                             # abort every run: outputs off
     engine.snapshot() -> dict[str, ChannelSnapshot]     # latest state per channel
+    engine.measure_screen(channel_id, timeout_s) -> ScreenReading   # ACIR + OCV (blocks)
     engine.resume_after_crash() -> list[RunProgress]    # hold interrupted runs (outputs off)
     engine.continue_run(run_id) / engine.close_run(run_id, reason)   # the operator's decision
     engine.shutdown(timeout_s)                          # stop everything, join, close
+
+``measure_screen`` is the one call that blocks its caller: it waits (up to a timeout) for the
+channel's impedance meter to answer, so a GUI calls it from a background thread.
 
 Threads: one worker per instrument connection. All channels of a cabinet share their cabinet's
 worker, which polls each active channel once per poll period (:class:`Sequencer.tick`); ACIR and
@@ -22,7 +27,10 @@ worker and executed between ticks, so no two threads ever talk to one instrument
 
 Events (``station.events``) go to every subscriber in the worker thread that produced them;
 callbacks must be quick and must not raise (a raising subscriber is logged and kept). Storage
-is subscribed first, so it sees every event before the GUI does.
+sees every event before any subscriber does. The samples of one poll of a channel reach storage
+as one :class:`~station.events.SampleBlock` (the ingest path: the writer inserts from columns),
+then block subscribers get the block and event subscribers each :class:`Sample`; a poll's
+samples are delivered before any other event of the same poll, so order is kept.
 
 ``start_run`` runs the static pre-start checks synchronously and raises
 :class:`~station.sequencer.PrestartRefused` naming every cause; the OCV/temperature probe runs
@@ -41,14 +49,15 @@ import importlib
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from drivers.identity import InstrumentIdentity
-from drivers.readings import AcirReading, EisSweep
+from drivers.readings import AcirReading, EisSweep, ReadingStatus
 from station.cells import Cell, CellDataError
 from station.clock import Clock, ScaledClock, SystemClock
 from station.config import BenchConfig, InstrumentConfig
@@ -61,6 +70,7 @@ from station.events import (
     RunOutcome,
     RunStarted,
     Sample,
+    SampleBlock,
     StepStarted,
 )
 from station.instruments import CyclerChannel
@@ -83,6 +93,7 @@ from station.storage import RunProgress, RunRecord, Storage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+E = TypeVar("E")
 
 
 class EngineError(RuntimeError):
@@ -127,14 +138,32 @@ class ChannelSnapshot:
     message: str = ""
 
 
-class EventBus:
+@dataclass(frozen=True)
+class ScreenReading:
+    """An intake screen of the cell on a channel's fixture: ACIR at ``frequency_hz`` and OCV.
+
+    ``acir_ohm`` (ohm) and ``ocv_v`` (V) are ``None`` unless the meter gave a number (``status``
+    says why not: over range, no contact, reversed). ``t_s`` is the station clock time (s) of the
+    reading; ``instrument`` names the meter (``make model serial firmware``).
+    """
+
+    channel_id: str
+    status: ReadingStatus
+    acir_ohm: float | None
+    ocv_v: float | None
+    frequency_hz: float
+    t_s: float
+    instrument: str
+
+
+class EventBus(Generic[E]):
     """Thread-safe fan-out: ``publish`` calls every subscriber in the publishing thread."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subscribers: tuple[Callable[[Event], None], ...] = ()
+        self._subscribers: tuple[Callable[[E], None], ...] = ()
 
-    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[E], None]) -> Callable[[], None]:
         with self._lock:
             self._subscribers = (*self._subscribers, callback)
 
@@ -144,12 +173,46 @@ class EventBus:
 
         return unsubscribe
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: E) -> None:
         for callback in self._subscribers:
             try:
                 callback(event)
             except Exception:
                 log.exception("event subscriber %r failed on %r", callback, event)
+
+
+class _Emitter:
+    """A sequencer's event sink: the samples of one tick are held, then go to storage as one
+    :class:`SampleBlock` and to subscribers; any other event first delivers the held samples."""
+
+    def __init__(
+        self,
+        store: Callable[[Event | SampleBlock], None],
+        bus: EventBus[Event],
+        blocks: EventBus[SampleBlock],
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._blocks = blocks
+        self._held: list[Sample] = []
+
+    def __call__(self, event: Event) -> None:
+        if type(event) is Sample:
+            self._held.append(event)
+            return
+        self.flush()
+        self._store(event)
+        self._bus.publish(event)
+
+    def flush(self) -> None:
+        if not self._held:
+            return
+        samples, self._held = self._held, []
+        block = SampleBlock.of(samples)
+        self._store(block)
+        self._blocks.publish(block)
+        for sample in samples:
+            self._bus.publish(sample)
 
 
 class _Worker:
@@ -161,6 +224,7 @@ class _Worker:
         self.poll_period_s = poll_period_s
         self.instrument: Any = None
         self.sequencers: dict[str, Sequencer] = {}
+        self.emitters: dict[str, _Emitter] = {}
         self._commands: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = (
             queue.SimpleQueue()
         )
@@ -194,16 +258,29 @@ class _Worker:
     def _main(self) -> None:
         while True:
             self._drain()
+            self._flush_all()
             if self._stopping:
                 self._drain()
+                self._flush_all()
                 return
+            round_start = time.monotonic()
             for channel_id, seq in list(self.sequencers.items()):
-                if not seq.tick():
+                alive = seq.tick()
+                self.emitters[channel_id].flush()
+                if not alive:
                     del self.sequencers[channel_id]
-            self._wait(self.poll_period_s if self.sequencers else 3600.0)
+                    del self.emitters[channel_id]
+            spent_s = time.monotonic() - round_start
+            self._wait(self.poll_period_s if self.sequencers else 3600.0, spent_s)
 
-    def _wait(self, clock_s: float) -> None:
-        """Sleep one poll period of the station clock, waking early for a command."""
+    def _flush_all(self) -> None:
+        for emitter in self.emitters.values():
+            emitter.flush()
+
+    def _wait(self, clock_s: float, spent_wall_s: float = 0.0) -> None:
+        """Sleep until one poll period of the station clock after the round started (the round
+        took ``spent_wall_s``), waking early for a command. Polls keep a fixed rate: a slow
+        round (16 channels over one link) does not push every channel's next poll later."""
         if isinstance(self.clock, SystemClock):
             wall = clock_s
         elif isinstance(self.clock, ScaledClock):
@@ -213,7 +290,7 @@ class _Worker:
             if self.sequencers:
                 self.clock.sleep(clock_s)
             wall = 0.0 if self.sequencers else 0.05
-        self._wake.wait(wall)
+        self._wake.wait(max(wall - spent_wall_s, 0.0))
         self._wake.clear()
 
     def stop(self, timeout_s: float) -> None:
@@ -273,8 +350,8 @@ class Engine:
         self.connector = connector or RegistryConnector(clock)
         self.production = production
         self.operator = operator
-        self.bus = EventBus()
-        self.bus.subscribe(storage.handle_event)
+        self.bus: EventBus[Event] = EventBus()
+        self.blocks: EventBus[SampleBlock] = EventBus()
         self.bus.subscribe(self._track)
         self._lock = threading.Lock()
         self._snapshots = {cid: ChannelSnapshot(cid) for cid in bench.channels}
@@ -324,6 +401,15 @@ class Engine:
         """Add an event subscriber; returns a function that removes it."""
         return self.bus.subscribe(callback)
 
+    def subscribe_blocks(self, callback: Callable[[SampleBlock], None]) -> Callable[[], None]:
+        """Add a subscriber for each poll's samples as one block (e.g. a plot appending columns;
+        the same samples also reach event subscribers one by one); returns its remover."""
+        return self.blocks.subscribe(callback)
+
+    def _publish(self, event: Event) -> None:
+        self.storage.handle_event(event)
+        self.bus.publish(event)
+
     def _track(self, event: Event) -> None:
         with self._lock:
             snap = self._snapshots.get(event.channel_id)
@@ -371,6 +457,38 @@ class Engine:
     def snapshot(self) -> dict[str, ChannelSnapshot]:
         with self._lock:
             return dict(self._snapshots)
+
+    # --- screening ------------------------------------------------------------------------------
+
+    def measure_screen(self, channel_id: str, timeout_s: float = 30.0) -> ScreenReading:
+        """Measure ACIR (ohm, 1 kHz) and OCV (V) with the channel's impedance meter.
+
+        The measurement runs on the meter's own worker thread (queued behind any measurement a
+        run asked for), and this call blocks until it is done; raises :class:`EngineError` when
+        the channel has no ACIR meter or the meter does not answer within ``timeout_s`` (wall s).
+        """
+        self._require(channel_id)
+        meter = self.bench.channels[channel_id].acir_meter
+        if meter is None:
+            raise EngineError(f"channel {channel_id} has no ACIR meter")
+        worker = self._workers[meter]
+        future = worker.submit(lambda: worker.instrument.measure())
+        try:
+            reading: AcirReading = future.result(timeout=timeout_s)
+        except TimeoutError as error:
+            future.cancel()
+            raise EngineError(
+                f"ACIR meter {meter} did not answer within {timeout_s:g} s"
+            ) from error
+        return ScreenReading(
+            channel_id=channel_id,
+            status=reading.status,
+            acir_ohm=reading.resistance_ohm,
+            ocv_v=reading.voltage_v,
+            frequency_hz=reading.frequency_hz,
+            t_s=reading.t_s,
+            instrument=reading.identity.describe(),
+        )
 
     # --- runs -----------------------------------------------------------------------------------
 
@@ -491,7 +609,7 @@ class Engine:
             limits=limits,
             envelope=self.bench.envelope,
             clock=self.clock,
-            emit=self.bus.publish,
+            emit=_Emitter(self.storage.handle_event, self.bus, self.blocks),
             poll_period_s=self.bench.poll_period_s,
             meters=_Meters(acir, eis),
             require_temperature=True,
@@ -501,8 +619,12 @@ class Engine:
 
     @staticmethod
     def _launch(worker: _Worker, seq: Sequencer) -> None:
+        emitter = seq.emit
+        assert isinstance(emitter, _Emitter)
         worker.sequencers[seq.channel_id] = seq
+        worker.emitters[seq.channel_id] = emitter
         seq.start()
+        emitter.flush()
 
     def _on_channel(self, channel_id: str, action: Callable[[Sequencer], None]) -> None:
         worker = self._require(channel_id)
@@ -626,7 +748,7 @@ class Engine:
         if progress is None or progress.state != "held":
             raise EngineError(f"run {run_id} is not held")
         self.storage.audit(self.operator, "close run", run_id, "", reason)
-        self.bus.publish(
+        self._publish(
             RunEnded(
                 run_id,
                 progress.channel_id,

@@ -8,6 +8,7 @@ clock's seconds; values carry units in their names.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -126,3 +127,75 @@ Event = (
     | MeasurementTaken
     | RunEnded
 )
+
+
+@dataclass(frozen=True, eq=False)
+class SampleBlock:
+    """Consecutive samples of one run as columns: what one poll of a channel brought.
+
+    The engine hands storage one block per channel and poll instead of one :class:`Sample` per
+    row, so the database writer inserts straight from the columns. Sample ``k`` of the block has
+    ``seq = first_seq + k``; a missing temperature is ``None``. ``charge_ah`` and ``energy_wh``
+    are the trapezoid integrals of current (A -> Ah) and power (W -> Wh) over the block's own
+    samples (none across its first sample's gap to the previous block), computed by whoever
+    builds the block so the writer thread does not loop over rows.
+    """
+
+    run_id: str
+    channel_id: str
+    first_seq: int
+    t_s: tuple[float, ...]
+    step_index: tuple[int, ...]
+    voltage_v: tuple[float, ...]
+    current_a: tuple[float, ...]
+    temperature_c: tuple[float | None, ...]
+    charge_ah: float = 0.0
+    energy_wh: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.t_s)
+
+    @classmethod
+    def of(cls, samples: Sequence[Sample]) -> SampleBlock:
+        """The block of ``samples`` (non-empty, one run, consecutive ``seq``)."""
+        first = samples[0]
+        charge_ah = energy_wh = 0.0
+        previous = first
+        for sample in samples[1:]:
+            # Same rule as the per-sample path: a step back in time adds nothing.
+            dt_h = (sample.t_s - previous.t_s) / 3600.0 if sample.t_s > previous.t_s else 0.0
+            charge_ah += 0.5 * (sample.current_a + previous.current_a) * dt_h
+            energy_wh += (
+                0.5
+                * (sample.current_a * sample.voltage_v + previous.current_a * previous.voltage_v)
+                * dt_h
+            )
+            previous = sample
+        return cls(
+            first.run_id,
+            first.channel_id,
+            first.seq,
+            tuple(s.t_s for s in samples),
+            tuple(s.step_index for s in samples),
+            tuple(s.voltage_v for s in samples),
+            tuple(s.current_a for s in samples),
+            tuple(s.temperature_c for s in samples),
+            charge_ah,
+            energy_wh,
+        )
+
+    def samples(self) -> list[Sample]:
+        """The block as :class:`Sample` events."""
+        return [
+            Sample(self.run_id, self.channel_id, self.first_seq + k, *row)
+            for k, row in enumerate(
+                zip(
+                    self.t_s,
+                    self.step_index,
+                    self.voltage_v,
+                    self.current_a,
+                    self.temperature_c,
+                    strict=True,
+                )
+            )
+        ]

@@ -20,8 +20,9 @@ Safety, in order (``../shared/reference/reliability.md`` sections 1.3 and 6, S1-
    time, run time); a trip stops the output in the same tick, before anything else happens,
    and is recorded with the limit, the value and the threshold (:class:`LimitTripped`).
 5. Garbage readings (NaN, inf, absurd values) and a channel with no fresh sample for three
-   watch periods (``3 x max(poll period, record interval)``) are faults: the output is
-   stopped and the run ends FAULTED; a channel never sits RUNNING on stale data.
+   watch periods (``3 x max(poll period, record interval)``, in wall time, see
+   :func:`stall_timer`) are faults: the output is stopped and the run ends FAULTED; a
+   channel never sits RUNNING on stale data.
 6. Pause stops the output; resume restarts the interrupted step with what is left of its
    time and capacity ends; abort stops the output. Any exception ends with the output off.
 """
@@ -32,6 +33,7 @@ import datetime as dt
 import enum
 import json
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -53,7 +55,7 @@ from drivers.readings import (
     StepMode,
 )
 from station.cells import Cell, CellDataError, check_ready_for_test
-from station.clock import Clock
+from station.clock import Clock, ScaledClock, SystemClock
 from station.config import SafetyEnvelope
 from station.events import (
     Event,
@@ -86,6 +88,21 @@ DTDT_WINDOW_S = 60.0
 SANE_VOLTAGE_V = 100.0
 SANE_CURRENT_A = 10_000.0
 SANE_TEMPERATURE_C = (-60.0, 250.0)
+
+
+def stall_timer(clock: Clock) -> tuple[Callable[[], float], float]:
+    """What stuck-instrument detection measures time with: ``(timer, wall_per_clock_s)``.
+
+    On a system or scaled clock it is the monotonic wall clock (s), and ``wall_per_clock_s``
+    (wall seconds per clock second, ``1 / speed``) converts a record interval into wall time.
+    Simulated time would count a driver timeout of 2 wall s as 7,200 s of silence at speed 3600.
+    A clock with no wall meaning (a test's manual clock) is its own timer.
+    """
+    if isinstance(clock, SystemClock):
+        return time.monotonic, 1.0
+    if isinstance(clock, ScaledClock):
+        return time.monotonic, 1.0 / clock.speed
+    return clock.now, 1.0
 
 
 class PrestartRefused(RuntimeError):
@@ -350,9 +367,11 @@ class Sequencer:
         self._step_counter = -1
         self._track: _StepTrack | None = None
         self._paused_track: _StepTrack | None = None
+        self._ended: _StepTrack | None = None  # the step that ended last (its tail rows)
         self._pending: Future[Any] | None = None
         self._pending_op: MeasureOp | None = None
-        self._last_fresh_t_s = 0.0
+        self._stall_timer, self._wall_per_clock_s = stall_timer(clock)
+        self._last_fresh_wall_s = 0.0  # on the stall timer
         self._temps: deque[tuple[float, float]] = deque()
         self._volts: deque[tuple[float, float]] = deque()
         self._run_start_t_s = 0.0
@@ -360,6 +379,11 @@ class Sequencer:
         self.stop_t_s: float | None = None  # clock time the output was last commanded off
 
     # --- public controls --------------------------------------------------------------------
+
+    @property
+    def emit(self) -> Callable[[Event], None]:
+        """Where this sequencer's events go (the engine flushes its per-poll sample blocks)."""
+        return self._emit
 
     @property
     def active(self) -> bool:
@@ -420,8 +444,9 @@ class Sequencer:
         return self.state is not SeqState.DONE
 
     def pause(self) -> None:
-        """Stop the output and hold; a measurement in progress finishes first (output is off)."""
-        if self.state is SeqState.MEASURING:
+        """Stop the output and hold. The open-circuit probe or a measurement in progress finishes
+        first (the output is off during both) and the run holds before its next step."""
+        if self.state in (SeqState.PENDING, SeqState.PROBING, SeqState.MEASURING):
             self._pause_requested = True
             return
         if self.state is not SeqState.RUNNING:
@@ -432,7 +457,7 @@ class Sequencer:
             track.elapsed_before_s += max(track.last_step_time_s, 0.0)
             track.moved_before_ah = track.capacity_ah
             track.energy_before_wh = track.energy_wh
-            self._paused_track = track
+            self._paused_track = self._ended = track
             self._emit(
                 StepEnded(
                     self.run_id,
@@ -448,6 +473,11 @@ class Sequencer:
         self.state = SeqState.PAUSED
 
     def resume(self) -> None:
+        """Continue a held run: the held step restarts with what is left of its time and
+        capacity ends. A pause still waiting for a probe or measurement to finish is dropped."""
+        if self._pause_requested:
+            self._pause_requested = False
+            return
         if self.state is not SeqState.PAUSED:
             return
         now = self.clock.now()
@@ -517,7 +547,7 @@ class Sequencer:
             track.capacity_ah = carry.capacity_ah
             track.energy_wh = carry.energy_wh
         self._track = track
-        self._last_fresh_t_s = now
+        self._last_fresh_wall_s = self._stall_timer()
         self.channel.start_step(step)
 
     def _tick_cycler(self) -> None:
@@ -527,12 +557,17 @@ class Sequencer:
         try:
             status = self.channel.poll()
         except InstrumentError as error:
-            self._check_stale(now, track, f"poll failed: {error}")
+            self._check_stale(track, f"poll failed: {error}")
             return
         fresh = False
-        for sample in status.samples:
+        samples = status.samples
+        for n, sample in enumerate(samples):
             if sample.step_index != status.step_index:
-                continue  # recorded in an earlier instrument step (before a stop or restart)
+                # Recorded by the step that ended last, after its end condition (the cabinet
+                # kept recording until it was told to stop or start the next step).
+                if self._on_tail(sample):
+                    return
+                continue
             if sample.step_time_s <= track.last_step_time_s:
                 continue  # a repeated or stale reading is not fresh data
             garbage = _garbage(sample)
@@ -540,27 +575,33 @@ class Sequencer:
                 self._fail("garbage_reading", garbage)
                 return
             fresh = True
-            if self._on_sample(track, sample):
+            if self._on_sample(track, sample, samples[n + 1 :]):
                 return
         if fresh:
-            self._last_fresh_t_s = now
+            self._last_fresh_wall_s = self._stall_timer()
         else:
-            self._check_stale(now, track, "no fresh sample")
+            self._check_stale(track, "no fresh sample")
             if self.state is SeqState.DONE:
                 return
         self._on_status(track, status, now)
 
-    def _check_stale(self, now: float, track: _StepTrack, why: str) -> None:
-        watch = max(self.poll_period_s, track.step.record_interval_s)
-        if now - self._last_fresh_t_s > STALE_POLL_PERIODS * watch + 1e-9:
+    def _check_stale(self, track: _StepTrack, why: str) -> None:
+        """Fault when no fresh sample came for 3 poll periods (or record intervals, if longer)
+        of wall time: the poll period is a wall-time promise, the record interval is converted
+        from clock time."""
+        watch = max(self.poll_period_s, track.step.record_interval_s * self._wall_per_clock_s)
+        silent = self._stall_timer() - self._last_fresh_wall_s
+        if silent > STALE_POLL_PERIODS * watch + 1e-9:
             self._fail(
                 "stuck_instrument",
-                f"{why}; no fresh sample for {now - self._last_fresh_t_s:.3g} s "
-                f"(> {STALE_POLL_PERIODS} x {watch:g} s)",
+                f"{why}; no fresh sample for {silent:.3g} s (> {STALE_POLL_PERIODS} x {watch:g} s)",
             )
 
-    def _on_sample(self, track: _StepTrack, sample: CyclerSample) -> bool:
-        """Record and check one sample; True if the run or step ended on it."""
+    def _on_sample(
+        self, track: _StepTrack, sample: CyclerSample, later: Sequence[CyclerSample] = ()
+    ) -> bool:
+        """Record and check one sample; True if the run or step ended on it. ``later`` are the
+        rows of the same poll after it: if the step ends here they are its tail."""
         t_s = track.start_t_s + sample.step_time_s
         if track.last_t_s is not None and track.last_i is not None and track.last_v is not None:
             dt_h = (t_s - track.last_t_s) / 3600.0
@@ -590,10 +631,10 @@ class Sequencer:
         if self._check_sample_limits(track, sample, t_s):
             return True
         if self.state is SeqState.PROBING:
-            return self._check_probe(sample, t_s)
+            return self._check_probe(sample, t_s, later)
         reason = self._software_end(track, sample, t_s)
         if reason:
-            self._finish_step(track, reason, t_s)
+            self._finish_step(track, reason, t_s, later)
             return True
         return False
 
@@ -646,7 +687,9 @@ class Sequencer:
         # Without a time end: the time to move the whole step-capacity limit at the set current.
         return factor * self.limits.step_capacity_max_ah / abs(step.current_a) * 3600.0
 
-    def _check_probe(self, sample: CyclerSample, t_s: float) -> bool:
+    def _check_probe(
+        self, sample: CyclerSample, t_s: float, later: Sequence[CyclerSample] = ()
+    ) -> bool:
         v = sample.voltage_v
         cell = self.cell
         assert cell.voltage_min_v is not None and cell.voltage_max_v is not None
@@ -676,7 +719,7 @@ class Sequencer:
         self._emit(
             StepEnded(self.run_id, self.channel_id, self._track.index, "probe", "probe ok", t_s)
         )
-        self._track = None
+        self._ended, self._track = self._track, None
         if self._resume is None:
             self._emit(
                 MeasurementTaken(
@@ -690,7 +733,8 @@ class Sequencer:
                 )
             )
         self._resume = None
-        self._next_op(t_s)
+        if not self._on_tails(later):
+            self._hold_or_next(t_s)
         return True
 
     def _software_end(self, track: _StepTrack, sample: CyclerSample, t_s: float) -> str:
@@ -754,7 +798,9 @@ class Sequencer:
         elif status.state is ChannelState.IDLE and self.state is SeqState.RUNNING:
             self._fail("instrument_idle", "the channel stopped its output without being told to")
 
-    def _finish_step(self, track: _StepTrack, reason: str, t_s: float) -> None:
+    def _finish_step(
+        self, track: _StepTrack, reason: str, t_s: float, later: Sequence[CyclerSample] = ()
+    ) -> None:
         self._emit(
             StepEnded(
                 self.run_id,
@@ -780,9 +826,43 @@ class Sequencer:
                     t_s,
                 )
             )
-        self._track = None
+        self._ended, self._track = track, None
         self._volts.clear()
-        self._next_op(t_s)
+        if not self._on_tails(later):
+            self._next_op(t_s)
+
+    def _on_tails(self, rows: Sequence[CyclerSample]) -> bool:
+        """Store rows the step that just ended recorded after its end; True if one ended the run."""
+        return any(self._on_tail(row) for row in rows)
+
+    def _on_tail(self, sample: CyclerSample) -> bool:
+        """Store one row recorded after the last step's end (a sample like any other, checked
+        against the safety limits, but no longer judged by the ended step's end conditions).
+        True if it ended the run."""
+        ended = self._ended
+        if ended is None or sample.step_time_s <= ended.last_step_time_s:
+            return False  # nothing to attach it to, or a repeated reading
+        garbage = _garbage(sample)
+        if garbage:
+            self._fail("garbage_reading", garbage)
+            return True
+        t_s = ended.start_t_s + sample.step_time_s
+        ended.last_step_time_s = sample.step_time_s
+        ended.last_t_s, ended.last_v, ended.last_i = t_s, sample.voltage_v, sample.current_a
+        self._seq += 1
+        self._emit(
+            Sample(
+                self.run_id,
+                self.channel_id,
+                self._seq,
+                t_s,
+                ended.index,
+                sample.voltage_v,
+                sample.current_a,
+                sample.temperature_c,
+            )
+        )
+        return self._check_sample_limits(ended, sample, t_s)
 
     # --- operations -----------------------------------------------------------------------------
 
@@ -889,6 +969,10 @@ class Sequencer:
         self._emit(
             StepEnded(self.run_id, self.channel_id, self._step_counter, op.kind, "measured", now)
         )
+        self._hold_or_next(now)
+
+    def _hold_or_next(self, now: float) -> None:
+        """After a probe or measurement: hold if a pause is waiting, else start the next op."""
         if self._pause_requested:
             self._pause_requested = False
             self.state = SeqState.PAUSED

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from station.cells import Cell
 from station.config import BenchConfig
 from station.events import Sample
-from station.grading.results import CellMetrics, Grade, Verdict
 from station.recipes import (
     ChargeCC,
     ChargeCCCV,
@@ -28,7 +27,7 @@ from station.recipes import (
     estimate_duration_s,
 )
 from station.storage import Storage
-from ui.engine_api import GradeView, HistoryLoader, InstrumentInfo, Reason, RecipeInfo
+from ui.engine_api import HistoryLoader, InstrumentInfo, RecipeInfo
 
 
 def instruments_from_bench(
@@ -115,34 +114,3 @@ def storage_history(storage: Storage) -> HistoryLoader:
         ]
 
     return load
-
-
-def grade_view(grade: Grade, run_id: str, metrics: CellMetrics | None = None) -> GradeView:
-    """A grading-core :class:`Grade` (and the figures it was computed from) for the GUI."""
-    reasons = tuple(
-        Reason(
-            rule=result.rule,
-            value=result.value,
-            threshold=result.threshold,
-            unit=result.unit,
-            margin=result.margin,
-            passed=result.verdict is Verdict.PASS,
-            verdict=result.verdict.value,
-            words=result.explanation,
-        )
-        for result in grade.rules
-    )
-    figures = (
-        tuple((name, figure.value, figure.unit) for name, figure in sorted(metrics.figures.items()))
-        if metrics is not None
-        else ()
-    )
-    return GradeView(
-        cell_id=grade.cell_id,
-        run_id=run_id,
-        grade=grade.outcome,
-        bin=grade.outcome,
-        reasons=reasons,
-        figures=figures,
-        summary=grade.summary,
-    )

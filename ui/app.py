@@ -182,6 +182,21 @@ class MainWindow(QtWidgets.QMainWindow):
         self.overview.channel_selected.connect(self.select_channel)
         self.instruments_view.test_requested.connect(c.test_instrument)
         c.connected.connect(self._on_connected)
+        c.stored_grades.connect(self.batch.set_grades)
+        c.matching_ready.connect(self.batch.show_groups)
+        self.batch.refresh_requested.connect(c.load_stored_grades)
+        self.batch.match_requested.connect(c.match)
+        self.batch.export_requested.connect(c.export)
+        c.exported.connect(self.batch.export_status.setText)
+        c.load_stored_grades()
+        refcheck = self.instruments_view.refcheck
+        refcheck.check_requested.connect(c.run_reference_check)
+        c.reference_checked.connect(refcheck.show_result)
+        c.reference_failed.connect(refcheck.show_error)
+        c.reference_history.connect(refcheck.show_history)
+        if c.reference_checker is not None:
+            refcheck.set_cells(list(c.reference_checker.cells.values()))
+            c.refresh_reference_history()
         self.recipes_view.recipe_chosen.connect(self._on_recipe_chosen)
         c.instrument_result.connect(
             lambda name, text: self.instruments_view.status.setText(f"{name}: {text}")
@@ -226,7 +241,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(message)
 
     def _on_grade(self, grade: GradeView) -> None:
-        self.batch.model.add(grade)
+        self.batch.set_grades([grade])
         if self.overview.selected:
             self.detail.show_view(self.controller.state.channel(self.overview.selected))
 

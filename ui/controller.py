@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6 import QtCore
@@ -17,6 +18,8 @@ from station.cells import Cell, CellDataError, read_lot_file
 from station.events import Event, RunEnded, RunOutcome, RunStarted, Sample
 from ui.bridge import EventBridge
 from ui.engine_api import EngineLike, GateResult, GradeProvider, GradeView, HistoryLoader, Screener
+from ui.grading import MatchingView
+from ui.refcheck import RefCheckResult, ReferenceChecker
 from ui.state import BenchState, ChannelState
 from ui.workers import Workers
 
@@ -39,6 +42,17 @@ class StationController(QtCore.QObject):
     intake_result = QtCore.Signal(str, bool)
     stop_all_finished = QtCore.Signal(bool, str)
     instrument_result = QtCore.Signal(str, str)
+    reference_checked = QtCore.Signal(object)
+    """A :class:`ui.refcheck.RefCheckResult`."""
+    reference_failed = QtCore.Signal(str)
+    reference_history = QtCore.Signal(list, str)
+    """(stored checks newest first, when the next check is due in words)."""
+    stored_grades = QtCore.Signal(list)
+    """Every cell's current grade as stored (list of GradeView)."""
+    matching_ready = QtCore.Signal(list, int, int)
+    """(lines in words, number of groups, number of cells not matched)."""
+    exported = QtCore.Signal(str)
+    """What the export wrote, or why it failed, in words."""
     connected = QtCore.Signal(dict)
     """instrument name -> identity text, once the engine has opened and identified them."""
 
@@ -54,6 +68,11 @@ class StationController(QtCore.QObject):
         store_cells: Callable[[list[Cell]], object] | None = None,
         estimate_s: Callable[[str, str], float | None] | None = None,
         instrument_test: Callable[[str], str] | None = None,
+        reference_checker: ReferenceChecker | None = None,
+        grades_loader: Callable[[], list[GradeView]] | None = None,
+        matcher: Callable[[int, int], MatchingView] | None = None,
+        exporter: Callable[[str], list[Path]] | None = None,
+        record_intake: Callable[[str, dict[str, bool]], object] | None = None,
         parent: QtCore.QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -67,6 +86,16 @@ class StationController(QtCore.QObject):
         """(cell_id, recipe_name) -> estimated run time in seconds (blocking; in a worker)."""
         self.instrument_test = instrument_test
         """instrument name -> result in words (opens, identifies, reads; blocking; in a worker)."""
+        self.reference_checker = reference_checker
+        """Measures and stores the daily reference-cell check (blocking; in a worker)."""
+        self.grades_loader = grades_loader
+        """Reads every cell's current stored grade (blocking; in a worker)."""
+        self.matcher = matcher
+        """(series, parallel) -> matched groups of the bench's lot (blocking; in a worker)."""
+        self.record_intake = record_intake
+        """(cell_id, checklist answers) -> stored (blocking; in a worker, after the screen)."""
+        self.exporter = exporter
+        """folder -> files written with every stored grade (blocking; in a worker)."""
         self.lot: dict[str, Cell] = {}
         """Cells of the imported lot(s) by ID; a scan of one of them shows its lot and rating."""
         self.state = BenchState(channel_ids)
@@ -75,6 +104,10 @@ class StationController(QtCore.QObject):
         self.assigned: dict[str, str] = {}
         """channel_id -> cell_id scanned and waiting to start."""
         self.quarantine: list[str] = []
+        self.screening: dict[str, str] = {}
+        """channel_id -> cell_id being screened there (reserved until the gate result)."""
+        self.positions: dict[str, str] = {}
+        """cell_id -> channel_id whose fixture already holds it (a placed lot)."""
         self._dirty: set[str] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self.bridge.events_arrived.connect(self._on_events)
@@ -184,6 +217,74 @@ class StationController(QtCore.QObject):
             on_error=lambda exc: self.instrument_result.emit(name, f"FAILED: {exc}"),
         )
 
+    def load_stored_grades(self) -> None:
+        if self.grades_loader is None:
+            return
+        self.workers.submit(
+            self.grades_loader,
+            on_done=self.stored_grades.emit,
+            on_error=lambda exc: self.status.emit(f"Reading stored grades failed: {exc}"),
+        )
+
+    def match(self, series: int, parallel: int) -> None:
+        """Matched groups for an SsPp pack, computed in a worker."""
+        if self.matcher is None:
+            self.matching_ready.emit(["no storage attached: nothing to match"], 0, 0)
+            return
+        self.workers.submit(
+            self.matcher,
+            series,
+            parallel,
+            on_done=lambda view: self.matching_ready.emit(
+                list(view.lines), view.groups, view.unmatched
+            ),
+            on_error=lambda exc: self.matching_ready.emit([f"Matching failed: {exc}"], 0, 0),
+        )
+
+    def export(self, folder: str) -> None:
+        """Write the stored grades to ``folder`` in a worker."""
+        if self.exporter is None:
+            self.exported.emit("no storage attached: nothing to export")
+            return
+        self.workers.submit(
+            self.exporter,
+            folder,
+            on_done=lambda paths: self.exported.emit(
+                "Exported: " + ", ".join(str(p) for p in paths)
+            ),
+            on_error=lambda exc: self.exported.emit(f"Export failed: {exc}"),
+        )
+
+    def run_reference_check(self, cell_id: str) -> None:
+        """Measure reference cell ``cell_id`` in a worker, store it, then refresh the history."""
+        checker = self.reference_checker
+        if checker is None:
+            self.reference_failed.emit("no reference cells configured")
+            return
+        self.status.emit(f"Reference check of {cell_id}…")
+
+        def done(result: RefCheckResult) -> None:
+            self.reference_checked.emit(result)
+            self.status.emit(result.summary())
+            self.refresh_reference_history()
+
+        self.workers.submit(
+            checker.check,
+            cell_id,
+            on_done=done,
+            on_error=lambda exc: self.reference_failed.emit(f"Reference check failed: {exc}"),
+        )
+
+    def refresh_reference_history(self) -> None:
+        checker = self.reference_checker
+        if checker is None:
+            return
+        self.workers.submit(
+            checker.history,
+            on_done=lambda pair: self.reference_history.emit(*pair),
+            on_error=lambda exc: self.status.emit(f"Reading reference checks failed: {exc}"),
+        )
+
     def load_history(self, channel_id: str) -> None:
         view = self.state.channel(channel_id)
         if self.history_loader is None or not view.run_id:
@@ -204,6 +305,9 @@ class StationController(QtCore.QObject):
         for channel_id, assigned in self.assigned.items():
             if assigned == cell_id:
                 return f"assigned to {channel_id}"
+        for channel_id, screened in self.screening.items():
+            if screened == cell_id:
+                return f"being screened on {channel_id}"
         for view in self.state.channels.values():
             if view.cell_id == cell_id and view.state is not ChannelState.IDLE:
                 return f"on {view.channel_id} ({view.state.value})"
@@ -211,18 +315,47 @@ class StationController(QtCore.QObject):
             return "in quarantine"
         return None
 
-    def intake(self, cell_id: str) -> None:
-        """Screen a scanned cell (worker) and assign it to a free channel or to quarantine."""
-        if self.screener is None:
-            self._place(cell_id, GateResult(True, "no intake screen configured"))
+    def intake(self, cell_id: str, facts: dict[str, bool] | None = None) -> None:
+        """Screen a scanned cell on the channel it goes to (worker), then assign it there or send
+        it to quarantine. The channel is the one already holding the cell (a placed lot), else
+        the first free one; it is reserved while the screen runs so a second scan cannot take it.
+        ``facts`` (the intake checklist) are stored after the screen has found the cell.
+        """
+        channel_id = self._channel_for(cell_id)
+        if channel_id is None:
+            self.intake_result.emit(f"{cell_id}: no free channel, set aside", False)
             return
-        self.status.emit(f"Screening {cell_id}…")
+        if self.screener is None:
+            self._place(cell_id, channel_id, GateResult(True, "no intake screen configured"))
+            return
+        self.screening[channel_id] = cell_id
+        self.status.emit(f"Screening {cell_id} on {channel_id}…")
+
+        def failed(exc: BaseException) -> None:
+            self.screening.pop(channel_id, None)
+            self.intake_result.emit(f"{cell_id}: screen on {channel_id} failed: {exc}", False)
+
+        screener, record = self.screener, self.record_intake
+
+        def screen() -> GateResult:
+            result = screener(cell_id, channel_id)
+            if record is not None and facts is not None:
+                record(cell_id, facts)
+            return result
+
         self.workers.submit(
-            self.screener,
-            cell_id,
-            on_done=lambda result: self._place(cell_id, result),
-            on_error=lambda exc: self.intake_result.emit(f"{cell_id}: screen failed: {exc}", False),
+            screen,
+            on_done=lambda result: self._place(cell_id, channel_id, result),
+            on_error=failed,
         )
+
+    def _channel_for(self, cell_id: str) -> str | None:
+        taken = set(self.assigned) | set(self.screening)
+        free = [c for c in self.state.free_channels() if c not in taken]
+        placed = self.positions.get(cell_id)
+        if placed in free:
+            return placed
+        return free[0] if free else None
 
     def import_lot(self, path: str) -> None:
         """Read (and store, when storage is attached) a lot file in a worker; all or nothing."""
@@ -243,13 +376,18 @@ class StationController(QtCore.QObject):
 
         self.workers.submit(load, on_done=done, on_error=failed)
 
-    def place_lot(self, placed: list[tuple[Cell, str | None]]) -> int:
-        """Cells already sitting in channels (a simulated bench's lot): remember them and assign
-        each to its channel, ready for Enter to start. Returns how many were placed."""
+    def place_lot(self, placed: list[tuple[Cell, str | None]], *, assign: bool = True) -> int:
+        """Cells already sitting in channels (a simulated bench's lot): remember them and where
+        they sit and, with ``assign``, assign each to its channel, ready for Enter to start
+        (without, each waits for its scan and screen). Returns how many sit in a channel."""
         count = 0
         for cell, channel_id in placed:
             self.lot[cell.cell_id] = cell
             if channel_id is None or channel_id not in self.state.channels:
+                continue
+            self.positions[cell.cell_id] = channel_id
+            if not assign:
+                count += 1
                 continue
             self.assigned[channel_id] = cell.cell_id
             self.state.channel(channel_id).cell_id = cell.cell_id
@@ -264,16 +402,17 @@ class StationController(QtCore.QObject):
         rating = f"{cell.rated_capacity_ah:g} Ah" if cell.rated_capacity_ah else "no rating"
         return f"lot {cell.lot or '?'}, {cell.chemistry or '?'} {rating}"
 
-    def _place(self, cell_id: str, gate: GateResult) -> None:
+    def _place(self, cell_id: str, channel_id: str, gate: GateResult) -> None:
+        self.screening.pop(channel_id, None)
+        if gate.cell is not None and gate.cell.lot:
+            self.lot[cell_id] = gate.cell
         if not gate.passed:
             self.quarantine.append(cell_id)
             self.intake_result.emit(f"{cell_id}: {gate.summary} -> QUARANTINE", False)
             return
-        free = [c for c in self.state.free_channels() if c not in self.assigned]
-        if not free:
-            self.intake_result.emit(f"{cell_id}: {gate.summary}; no free channel, set aside", False)
+        if channel_id in self.assigned or channel_id not in self.state.free_channels():
+            self.intake_result.emit(f"{cell_id}: {gate.summary}; {channel_id} is taken", False)
             return
-        channel_id = free[0]
         self.assigned[channel_id] = cell_id
         view = self.state.channel(channel_id)
         view.cell_id = cell_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ui.engine_api import GradeView
-from ui.state import ChannelView, grade_colour, unit_symbol
+from ui.state import ChannelState, ChannelView, grade_colour, unit_symbol
 
 VERDICT_COLOURS = {"pass": "#1b5e20", "fail": "#c62828", "retest": "#e65100", "missing": "#6a1b9a"}
 
@@ -18,10 +18,10 @@ class CellDetail(QtWidgets.QWidget):
         self.bin_label = QtWidgets.QLabel("")
         self.state_label = QtWidgets.QLabel("")
         for label, size in (
-            (self.cell_label, 20),
-            (self.grade_label, 48),
-            (self.bin_label, 20),
-            (self.state_label, 14),
+            (self.cell_label, 18),
+            (self.grade_label, 36),
+            (self.bin_label, 14),
+            (self.state_label, 13),
         ):
             font = label.font()
             font.setPointSize(size)
@@ -30,7 +30,12 @@ class CellDetail(QtWidgets.QWidget):
         for label in (self.cell_label, self.bin_label, self.state_label):
             label.setWordWrap(True)
         self.grade_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
-        self.grade_label.setMinimumSize(120, 90)
+        # Large but bounded: the figures and reasons below need the room more than the letter.
+        self.grade_label.setMinimumSize(120, 70)
+        self.grade_label.setMaximumHeight(80)
+        self.grade_label.setSizePolicy(
+            QtWidgets.QSizePolicy.Policy.Minimum, QtWidgets.QSizePolicy.Policy.Fixed
+        )
 
         self.figures = QtWidgets.QTableWidget(0, 3)
         self.figures.setHorizontalHeaderLabels(["Figure", "Value", "Unit"])
@@ -63,7 +68,7 @@ class CellDetail(QtWidgets.QWidget):
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(head)
-        layout.addLayout(lists, 2)
+        layout.addLayout(lists, 3)
         layout.addWidget(QtWidgets.QLabel("Run log"))
         layout.addWidget(self.log, 1)
         self._log_lines: list[str] = []
@@ -78,6 +83,12 @@ class CellDetail(QtWidgets.QWidget):
             self.log.setPlainText("\n".join(lines))
             self.log.moveCursor(QtGui.QTextCursor.MoveOperation.End)
         self.show_grade(view.grade)
+        if view.grade is None and view.state in (
+            ChannelState.TRIPPED,
+            ChannelState.FAULT,
+            ChannelState.STOPPED,
+        ):
+            self.bin_label.setText(f"not graded: the run {view.state.value}")
 
     def show_grade(self, grade: GradeView | None) -> None:
         if grade is None:
@@ -92,6 +103,7 @@ class CellDetail(QtWidgets.QWidget):
         self.grade_label.show()
         self.grade_label.setStyleSheet(
             f"color: white; background: {grade_colour(grade.grade)}; border-radius: 8px;"
+            " padding: 4px 14px;"
         )
         self.bin_label.setText(grade.summary or f"Bin {grade.bin}")
         self.figures.setRowCount(len(grade.figures))
@@ -102,7 +114,8 @@ class CellDetail(QtWidgets.QWidget):
         self.reasons.clear()
         for reason in grade.reasons:
             item = QtWidgets.QListWidgetItem(reason.plain())
+            # Missing figures in purple, not red: a missing lot statistic may not decide anything.
             item.setForeground(
-                QtCore.Qt.GlobalColor.darkGreen if reason.passed else QtCore.Qt.GlobalColor.red
+                QtGui.QColor(VERDICT_COLOURS.get(reason.verdict_text, VERDICT_COLOURS["fail"]))
             )
             self.reasons.addItem(item)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from station.cells import Cell
 from station.events import Event, Sample
 
 
@@ -126,8 +127,17 @@ class GateResult:
 
     passed: bool
     summary: str
-    """Plain words, e.g. "OCV 3.62 V, ACIR 18.4 mOhm: pass"."""
+    """Plain words, e.g. "OCV 3.620 V, ACIR 18.40 mΩ: pass"."""
+    reason: str = ""
+    """Why the cell was quarantined (empty when it passed)."""
+    ocv_v: float | None = None
+    """Open-circuit voltage (V) the screen measured, when it measured one."""
+    acir_ohm: float | None = None
+    """1 kHz AC internal resistance (ohm) the screen measured, when it measured one."""
+    cell: Cell | None = None
+    """The cell as found in (or created in) storage, with its lot and rated values."""
 
 
-Screener = Callable[[str], GateResult]
-"""Given a scanned cell ID, find or create the cell and run the quick screen (blocking)."""
+Screener = Callable[[str, str], GateResult]
+"""Given a scanned cell ID and the channel whose fixture holds it, find or create the cell and run
+the quick screen there (blocking)."""

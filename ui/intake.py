@@ -31,7 +31,8 @@ class IntakePanel(QtWidgets.QWidget):
     and reports back with :meth:`show_result`.
     """
 
-    scanned = QtCore.Signal(str)
+    scanned = QtCore.Signal(str, dict)
+    """(cell ID, checklist answers)."""
     start_requested = QtCore.Signal()
     lot_import_requested = QtCore.Signal(str)
 
@@ -62,6 +63,18 @@ class IntakePanel(QtWidgets.QWidget):
         self.start_button.clicked.connect(self.start_requested)
         self.import_button = QtWidgets.QPushButton("Import lot…")
         self.import_button.clicked.connect(self._choose_lot_file)
+        # The visual checklist (grading.md 8.1 gates): what the technician saw, recorded with
+        # each scan. The boxes keep their state between scans, so a clean lot needs no clicks
+        # and a damaged cell is one click before its scan.
+        self.damaged = QtWidgets.QCheckBox("Damaged")
+        self.damaged.setToolTip("Swelling, leakage or damage seen")
+        self.calendar_expired = QtWidgets.QCheckBox("Expired")
+        self.calendar_expired.setToolTip("Past the OEM calendar expiry")
+        self.traceable = QtWidgets.QCheckBox("Traceable")
+        self.traceable.setToolTip("Source pack/module and history known")
+        self.traceable.setChecked(True)
+        for box in (self.damaged, self.calendar_expired, self.traceable):
+            box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # the scanner keeps the focus
 
         row = QtWidgets.QHBoxLayout()
         row.addWidget(QtWidgets.QLabel("Cell:"))
@@ -71,6 +84,12 @@ class IntakePanel(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(row)
+        checks = QtWidgets.QHBoxLayout()
+        checks.addWidget(QtWidgets.QLabel("Checklist:"))
+        for box in (self.damaged, self.calendar_expired, self.traceable):
+            checks.addWidget(box)
+        checks.addStretch(1)
+        layout.addLayout(checks)
         layout.addWidget(self.result)
         self.setFocusProxy(self.field)
 
@@ -89,7 +108,15 @@ class IntakePanel(QtWidgets.QWidget):
         if where is not None:
             self.show_result(f"{text} already scanned: {where}", ok=False)
             return
-        self.scanned.emit(text)
+        self.scanned.emit(text, self.facts())
+
+    def facts(self) -> dict[str, bool]:
+        """The checklist answers as the grading profiles name them."""
+        return {
+            "damaged": self.damaged.isChecked(),
+            "calendar_expired": self.calendar_expired.isChecked(),
+            "traceable": self.traceable.isChecked(),
+        }
 
     def show_result(self, text: str, ok: bool) -> None:
         colour = "#2e7d32" if ok else "#c62828"

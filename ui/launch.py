@@ -16,6 +16,7 @@ from PySide6 import QtCore, QtWidgets
 from station.clock import SystemClock
 from station.config import BenchConfig, ConfigError, load_bench, sim_lot
 from station.engine import Engine
+from station.grading.profiles import load_profile
 from station.recipes import estimate_duration_s, recipe_names, shipped_recipe
 from station.simbench import SimulatedBench
 from station.storage import Storage
@@ -23,8 +24,12 @@ from ui.adapters import instruments_from_bench, recipe_info, storage_history
 from ui.app import APP_NAME, ORGANISATION, MainWindow
 from ui.controller import StationController
 from ui.engine_api import EngineLike, GateResult
+from ui.grading import export_grades, make_grade_provider, matching_groups, stored_grade_views
+from ui.refcheck import ReferenceCell, ReferenceChecker, load_reference_cells
+from ui.screening import make_screener
 
 DEFAULT_RECIPE = "incoming-inspection"
+DEFAULT_PROFILE = "second-life"
 
 
 def build_station_window(
@@ -37,20 +42,28 @@ def build_station_window(
     recipe: str = DEFAULT_RECIPE,
     recipes: Sequence[str] | None = None,
     settings: QtCore.QSettings | None = None,
+    reference_cells: Sequence[ReferenceCell] = (),
+    profile: str = DEFAULT_PROFILE,
 ) -> MainWindow:
     """The main window wired to ``engine`` and ``storage`` for ``bench`` (not yet connected)."""
     names = list(recipes if recipes is not None else recipe_names())
     if recipe not in names:
         raise ValueError(f"recipe {recipe!r} is not one of {', '.join(names)}")
 
-    def screen(cell_id: str) -> GateResult:
-        # Finds the cell (imported with its lot) or creates it bare; a bare cell cannot start a
-        # run until its rated values are known, and the engine's pre-start check says so.
+    def identify(cell_id: str, _channel_id: str) -> GateResult:
+        # Without an impedance meter there is nothing to screen: find the cell (imported with
+        # its lot) or create it bare; a bare cell cannot start a run until its rated values are
+        # known, and the engine's pre-start check says so.
         cell, created = storage.find_or_create_cell(cell_id, who=operator)
-        if created:
-            return GateResult(True, "new cell (not in an imported lot)")
-        rating = f"{cell.rated_capacity_ah:g} Ah" if cell.rated_capacity_ah else "no rating"
-        return GateResult(True, f"lot {cell.lot or '?'}, {cell.chemistry or '?'} {rating}")
+        return GateResult(True, "new cell, not screened" if created else "not screened", cell=cell)
+
+    measure = getattr(engine, "measure_screen", None)
+    screened = None if measure is None else make_screener(storage, measure, operator=operator)
+
+    def screener(cell_id: str, channel_id: str) -> GateResult:
+        if screened is not None and bench.channels[channel_id].acir_meter:
+            return screened(cell_id, channel_id)
+        return identify(cell_id, channel_id)
 
     def estimate(cell_id: str, recipe_name: str) -> float | None:
         cell = storage.get_cell(cell_id)
@@ -58,14 +71,32 @@ def build_station_window(
             return None
         return estimate_duration_s(shipped_recipe(recipe_name), cell)
 
+    checker = (
+        None
+        if measure is None or not reference_cells
+        else ReferenceChecker(
+            bench, storage, measure, reference_cells, clock=storage.clock, operator=operator
+        )
+    )
+    grading_profile = load_profile(profile)
     controller = StationController(
         engine,
         list(bench.channels),
         recipe=recipe,
         history_loader=storage_history(storage),
-        screener=screen,
+        screener=screener,
         store_cells=lambda cells: storage.add_cells(cells, who=operator),
         estimate_s=estimate,
+        reference_checker=checker,
+        grade_provider=make_grade_provider(storage, grading_profile, operator=operator),
+        grades_loader=lambda: stored_grade_views(storage),
+        matcher=lambda series, parallel: matching_groups(
+            storage, grading_profile, lot=None, series=series, parallel=parallel
+        ),
+        exporter=lambda folder: export_grades(storage, folder),
+        record_intake=lambda cell_id, facts: storage.record_intake(
+            cell_id, facts, who=operator, why="intake scan"
+        ),
     )
     window = MainWindow(
         simulated=simulated,
@@ -91,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", help="station database file (default: in the user data folder)")
     parser.add_argument("--recipe", default="incoming-inspection", help="recipe for new runs")
     parser.add_argument("--operator", default="operator", help="who is at the bench")
+    parser.add_argument(
+        "--profile", default=DEFAULT_PROFILE, help="grading profile for finished runs"
+    )
+    parser.add_argument(
+        "--reference-cells", help="TOML file of reference cells for the daily check"
+    )
     parser.add_argument(
         "--speed", type=float, default=60.0, help="with --sim: simulated seconds per wall second"
     )
@@ -130,6 +167,10 @@ def open_simulated_bench(args: argparse.Namespace, settings: QtCore.QSettings) -
             operator=args.operator,
             recipe=args.recipe,
             settings=settings,
+            reference_cells=(
+                load_reference_cells(args.reference_cells) if args.reference_cells else ()
+            ),
+            profile=args.profile,
         )
     except BaseException:
         storage.close()
@@ -139,6 +180,21 @@ def open_simulated_bench(args: argparse.Namespace, settings: QtCore.QSettings) -
     window.setProperty("simulator_pid", sim.process.pid)
     window.setProperty("simulator_port", sim.launch.control_port)
     count = window.controller.place_lot(placed)
+    # The placed cells skip the scan, so their checklist is the panel's (shown on screen) and
+    # is stored for the grading gates, as a scan would store it.
+    facts = window.intake.facts()
+    record = window.controller.record_intake
+    if record is not None:
+        held = [cell.cell_id for cell, channel in placed if channel is not None]
+
+        def record_held() -> None:
+            for cell_id in held:
+                record(cell_id, facts)
+
+        window.controller.workers.submit(
+            record_held,
+            on_error=lambda exc: window.banner.add(f"Intake checklist not stored: {exc}"),
+        )
     window.intake.show_result(
         f"Simulated lot (seed {args.seed}): {count} cells placed; press Enter to start them", True
     )
@@ -151,7 +207,7 @@ def open_bench(args: argparse.Namespace, settings: QtCore.QSettings) -> QtWidget
     if args.sim and not args.bench:
         try:
             return open_simulated_bench(args, settings)
-        except (OSError, RuntimeError, ConfigError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:
             window = MainWindow(simulated=True, settings=settings)
             window.banner.add(f"The simulated bench did not start: {exc}")
             return window
@@ -166,6 +222,12 @@ def open_bench(args: argparse.Namespace, settings: QtCore.QSettings) -> QtWidget
         window = MainWindow(simulated=args.sim, settings=settings)
         window.banner.add(f"Bench {bench_path} not loaded: {exc}")
         return window
+    try:
+        references = load_reference_cells(args.reference_cells) if args.reference_cells else []
+    except (OSError, ValueError) as exc:
+        window = MainWindow(simulated=args.sim, settings=settings)
+        window.banner.add(f"Reference cells not loaded: {exc}")
+        return window
     db_path = args.db or default_db_path("station.db")
     clock = SystemClock()
     storage = Storage(db_path, clock)
@@ -178,6 +240,8 @@ def open_bench(args: argparse.Namespace, settings: QtCore.QSettings) -> QtWidget
         operator=args.operator,
         recipe=args.recipe,
         settings=settings,
+        reference_cells=references,
+        profile=args.profile,
     )
     settings.setValue("bench/last_path", str(bench_path))
     window.after_shutdown.append(storage.close)

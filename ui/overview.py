@@ -17,7 +17,7 @@ def _times(view: ChannelView) -> str:
     if view.elapsed_s is None:
         return ""
     text = format_duration(view.elapsed_s)
-    if view.remaining_s is None:
+    if view.remaining_s is None or view.state not in (ChannelState.RUNNING, ChannelState.PAUSED):
         return f"{text} elapsed"
     return f"{text}  ({format_duration(view.remaining_s)} left)"
 
@@ -61,6 +61,7 @@ class ChannelTile(QtWidgets.QWidget):
             "values": self._font(13, bold=True, mono=True),
             "mono": self._font(11, mono=True),
             "grade": self._font(24, bold=True),
+            "grade_word": self._font(16, bold=True),
         }
 
     @staticmethod
@@ -82,6 +83,8 @@ class ChannelTile(QtWidgets.QWidget):
 
     def show_view(self, view: ChannelView) -> None:
         step = view.step_label if view.step_index < 0 else f"{view.step_index}: {view.step_label}"
+        if view.state is ChannelState.STOPPED and view.end_reason:
+            step = view.end_reason  # e.g. why the engine refused to start it
         texts = (
             view.state,
             view.state.value.upper(),
@@ -115,7 +118,7 @@ class ChannelTile(QtWidgets.QWidget):
             self.grade_text,
             self.alarm_text,
         ) = texts
-        self.setToolTip(self.alarm_text)
+        self.setToolTip(self.alarm_text or (step if view.state is ChannelState.STOPPED else ""))
         self.update()
 
     def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt override
@@ -136,18 +139,22 @@ class ChannelTile(QtWidgets.QWidget):
         painter.drawText(inner, align_right, self.state_text)
         line_h = QtGui.QFontMetricsF(self._fonts["header"]).height()
         body = inner.adjusted(0, line_h + 2, 0, 0)
-        badge_w = 0.0
+        badge: QtCore.QRectF | None = None
         if self.grade_text:
-            painter.setFont(self._fonts["grade"])
-            metrics = QtGui.QFontMetricsF(self._fonts["grade"])
+            # Bottom right, where it narrows only the lines beside it (the cell ID stays whole).
+            # A bin letter in 24 pt; a word (RETEST, QUARANTINE) in 16 pt so it fits a tile.
+            font = self._fonts["grade" if len(self.grade_text) <= 2 else "grade_word"]
+            painter.setFont(font)
+            metrics = QtGui.QFontMetricsF(font)
             badge_w = max(metrics.horizontalAdvance(self.grade_text) + 14, 46)
-            badge = QtCore.QRectF(body.right() - badge_w, body.top(), badge_w, metrics.height() + 6)
+            badge_h = metrics.height() + 6
+            badge = QtCore.QRectF(body.right() - badge_w, body.bottom() - badge_h, badge_w, badge_h)
             painter.setPen(QtGui.QPen(QtGui.QColor("white"), 2))
             painter.setBrush(QtGui.QColor(grade_colour(self.grade_text)))
             painter.drawRoundedRect(badge, 6, 6)
             painter.drawText(badge, QtCore.Qt.AlignmentFlag.AlignCenter, self.grade_text)
             painter.setPen(QtGui.QColor(text))
-        text_area = body.adjusted(0, 0, -(badge_w + 4 if badge_w else 0), 0)
+        text_area = body
         y = text_area.top()
         lines = [("cell", self.cell_text)]
         if self.alarm_text:
@@ -163,6 +170,8 @@ class ChannelTile(QtWidgets.QWidget):
             wrap = font_key == "small" and bool(self.alarm_text)
             height = metrics.height() * (3 if wrap else 1)
             box = QtCore.QRectF(text_area.left(), y, text_area.width(), height)
+            if badge is not None and box.bottom() > badge.top():
+                box.setRight(badge.left() - 4)
             flags = int(align_left)
             if wrap:
                 flags |= int(QtCore.Qt.TextFlag.TextWordWrap)

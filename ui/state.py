@@ -123,6 +123,8 @@ class ChannelView:
     estimated_duration_s: float | None = None
     simulated: bool = False
     alarm: str = ""
+    end_reason: str = ""
+    """Why the last run ended (e.g. "refused: OCV ... outside the station envelope")."""
     grade: GradeView | None = None
     samples_seen: int = 0
     log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
@@ -182,7 +184,7 @@ class BenchState:
             view.recipe_name = event.recipe_name
             view.started_t_s = view.last_t_s = event.t_s
             view.simulated = event.simulated
-            view.alarm = ""
+            view.alarm = view.end_reason = ""
             view.grade = None
             view.samples_seen = 0
             view.step_index, view.step_label = -1, ""
@@ -222,6 +224,7 @@ class BenchState:
         elif isinstance(event, RunEnded):
             view.log.append(f"{event.t_s:.1f} s  run ended: {event.outcome.value} ({event.reason})")
             view.state = _END_STATES[event.outcome]
+            view.end_reason = event.reason
             if event.outcome is RunOutcome.TRIPPED and not view.alarm:
                 view.alarm = f"{event.channel_id}: tripped - {event.reason}"
                 self.alarms.append(view.alarm)
@@ -241,7 +244,8 @@ class BenchState:
         view = self.channel_for_run(grade.run_id)
         if view is not None:
             view.grade = grade
-            view.log.append(f"graded {grade.grade} (bin {grade.bin})")
+            shown_bin = f" (bin {grade.bin})" if grade.bin and grade.bin != grade.grade else ""
+            view.log.append(f"graded {grade.grade}{shown_bin}")
         return view
 
     def active_channels(self) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ui.engine_api import GradeView, InstrumentInfo, RecipeInfo
+from ui.refcheck import RefCheckPanel
 from ui.state import format_duration, grade_colour
 
 ItemRole = QtCore.Qt.ItemDataRole
@@ -23,7 +24,8 @@ def calibration_overdue(due_iso: str, today: dt.date) -> bool:
 
 
 class InstrumentsView(QtWidgets.QWidget):
-    """Configured instruments: identity, connection state, calibration due."""
+    """Configured instruments: identity, connection state, calibration due, a connection test
+    and the daily reference-cell check."""
 
     test_requested = QtCore.Signal(str)
 
@@ -45,6 +47,8 @@ class InstrumentsView(QtWidgets.QWidget):
         row.addWidget(self.test_button)
         row.addWidget(self.status, 1)
         layout.addLayout(row)
+        self.refcheck = RefCheckPanel()
+        layout.addWidget(self.refcheck, 1)
         self.instruments: list[InstrumentInfo] = []
 
     def set_instruments(self, instruments: Sequence[InstrumentInfo], today: dt.date) -> None:
@@ -133,7 +137,8 @@ class RecipesView(QtWidgets.QWidget):
 
 
 class BatchResultsModel(QtCore.QAbstractTableModel):
-    """One row per graded cell; figure columns follow the first grade's figure names."""
+    """One row per graded cell (a re-grade replaces the row); figure columns are the union of
+    the grades' figure names."""
 
     BASE = ("Cell", "Grade", "Bin", "Run")
 
@@ -187,7 +192,7 @@ class BatchResultsModel(QtCore.QAbstractTableModel):
 
     def add(self, grade: GradeView) -> None:
         for row, existing in enumerate(self.rows):
-            if existing.run_id == grade.run_id:
+            if existing.cell_id == grade.cell_id:
                 self.rows[row] = grade
                 self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
                 return
@@ -208,7 +213,17 @@ class BatchResultsModel(QtCore.QAbstractTableModel):
 
 
 class BatchView(QtWidgets.QWidget):
-    """Sortable, filterable batch results table (filter matches cell, grade or bin)."""
+    """Sortable, filterable batch results table (filter matches cell, grade or bin) from the
+    stored grades, and matched groups for an SsPp pack.
+
+    ``refresh_requested()`` asks for the stored grades again; ``match_requested(series,
+    parallel)`` for matched groups of the lot on the bench.
+    """
+
+    refresh_requested = QtCore.Signal()
+    match_requested = QtCore.Signal(int, int)
+    export_requested = QtCore.Signal(str)
+    """A folder to write the stored grades to (CSV and JSON)."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -225,6 +240,57 @@ class BatchView(QtWidgets.QWidget):
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.refresh_button = QtWidgets.QPushButton("Reload stored grades")
+        self.refresh_button.clicked.connect(self.refresh_requested)
+        self.export_button = QtWidgets.QPushButton("Export results…")
+        self.export_button.clicked.connect(self._choose_export_folder)
+        self.export_status = QtWidgets.QLabel("")
+        self.export_status.setWordWrap(True)
+        self.series = QtWidgets.QSpinBox()
+        self.series.setRange(1, 400)
+        self.series.setValue(4)
+        self.series.setPrefix("S ")
+        self.parallel = QtWidgets.QSpinBox()
+        self.parallel.setRange(1, 100)
+        self.parallel.setValue(1)
+        self.parallel.setPrefix("P ")
+        self.match_button = QtWidgets.QPushButton("Build matched groups")
+        self.match_button.clicked.connect(self._match)
+        self.groups = QtWidgets.QPlainTextEdit()
+        self.groups.setReadOnly(True)
+        self.groups.setPlaceholderText("Matched groups appear here")
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(self.filter, 1)
+        top.addWidget(self.refresh_button)
+        top.addWidget(self.export_button)
+        matching = QtWidgets.QHBoxLayout()
+        matching.addWidget(QtWidgets.QLabel("Pack:"))
+        matching.addWidget(self.series)
+        matching.addWidget(self.parallel)
+        matching.addWidget(self.match_button)
+        matching.addStretch(1)
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addWidget(self.filter)
-        layout.addWidget(self.table)
+        layout.addLayout(top)
+        layout.addWidget(self.table, 3)
+        layout.addWidget(self.export_status)
+        layout.addLayout(matching)
+        layout.addWidget(self.groups, 1)
+
+    def _choose_export_folder(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export results to")
+        if folder:
+            self.export_status.setText(f"Exporting to {folder}…")
+            self.export_requested.emit(folder)
+
+    def _match(self) -> None:
+        self.groups.setPlainText("Building groups…")
+        self.match_requested.emit(self.series.value(), self.parallel.value())
+
+    def set_grades(self, grades: Sequence[GradeView]) -> None:
+        for grade in grades:
+            self.model.add(grade)
+        self.table.resizeColumnsToContents()
+
+    def show_groups(self, lines: Sequence[str], groups: int, unmatched: int) -> None:
+        head = f"{groups} group(s), {unmatched} cell(s) not matched"
+        self.groups.setPlainText("\n".join([head, *lines]))

@@ -4,10 +4,13 @@
 thread. The writer owns the only write connection (WAL, ``synchronous=FULL``); everything else
 reads through :meth:`Storage.reader` / :meth:`Storage.view` connections of its own.
 
-- :meth:`handle_event` is the engine's event subscriber: it only queues. The writer commits
-  queued events about once per ``batch_interval_s`` of wall time, in one transaction per batch,
-  together with each touched run's progress row (step, step start, cumulative Ah/Wh, last seq),
-  so after a crash the committed samples and the checkpoint always agree.
+- :meth:`handle_event` is the engine's event subscriber: it only queues. Samples come one by
+  one (:class:`~station.events.Sample`) or as a column block per channel and poll
+  (:class:`~station.events.SampleBlock`, the engine's ingest path, inserted from its columns).
+  The writer commits queued events about once per ``batch_interval_s`` of wall time, in one
+  transaction per batch, together with each touched run's progress row (step, step start,
+  cumulative Ah/Wh, last seq), so after a crash the committed samples and the checkpoint
+  always agree.
 - :meth:`call` runs a function on the write connection inside the writer thread, in its own
   transaction, and returns its result (used for cells, runs, calibration, audit).
 - ``on_commit(last_seqs)`` (optional) hears, after each commit, the last committed sample seq
@@ -41,6 +44,7 @@ from station.events import (
     RunEnded,
     RunStarted,
     Sample,
+    SampleBlock,
     StepEnded,
     StepStarted,
 )
@@ -97,6 +101,22 @@ class RunProgress:
     cum_wh: float
     last_seq: int
     last_t_s: float | None
+
+
+@dataclass(frozen=True)
+class ReferenceCheck:
+    """One stored reference-cell check: ``measured`` and ``expected`` in the quantity's unit
+    (V for ocv_v, ohm for acir_ohm), ``t_s`` station-clock seconds."""
+
+    t_s: float
+    instrument_serial: str
+    reference_cell_id: str
+    quantity: str
+    measured: float
+    expected: float
+    tolerance: float
+    passed: bool
+    operator: str
 
 
 class _Stop:
@@ -213,7 +233,7 @@ class Storage:
         self.on_commit = on_commit
         self.on_error = on_error
         self.last_error: str | None = None
-        self._pending: list[Event] = []
+        self._pending: list[Event | SampleBlock] = []
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._runs: dict[str, _RunState] = {}
         self._error: BaseException | None = None
@@ -300,7 +320,8 @@ class Storage:
             except queue.Empty:
                 self._commit_events(conn, [])
                 continue
-            batch: list[Event] = []
+            batch: list[Event | SampleBlock] = []
+            rows = 0
             specials: list[Any] = []
             get_nowait = self._queue.get_nowait
             deadline = time.monotonic() + self.batch_interval_s
@@ -312,7 +333,8 @@ class Storage:
                     specials.append(item)
                 else:
                     batch.append(item)
-                if stop or specials or len(batch) >= MAX_BATCH_ROWS:
+                    rows += len(item) if type(item) is SampleBlock else 1
+                if stop or specials or rows >= MAX_BATCH_ROWS:
                     break
                 # Ingest hot path: take what is already queued without a timed wait, reading
                 # the clock only every DRAIN_CHECK_EVERY events (ADR 0007).
@@ -364,9 +386,11 @@ class Storage:
         else:
             call.future.set_result(result)
 
-    def _commit_events(self, conn: sqlite3.Connection, events: list[Event]) -> None:
+    def _commit_events(
+        self, conn: sqlite3.Connection, events: Sequence[Event | SampleBlock]
+    ) -> None:
         """Commit a batch; on a database error keep it (and the run states) for the next try."""
-        batch = self._pending + events
+        batch = [*self._pending, *events]
         saved = {run_id: replace(state) for run_id, state in self._runs.items()}
         try:
             self._commit_batch(conn, batch)
@@ -391,7 +415,7 @@ class Storage:
             self._pending = []
             self.last_error = None
 
-    def _report(self, error: sqlite3.Error, event: Event | None = None) -> None:
+    def _report(self, error: sqlite3.Error, event: Event | SampleBlock | None = None) -> None:
         self.last_error = f"{type(error).__name__}: {error}" + (
             f" (refused {event!r})" if event is not None else ""
         )
@@ -399,7 +423,9 @@ class Storage:
         if self.on_error is not None:
             self.on_error(self.last_error)
 
-    def _commit_batch(self, conn: sqlite3.Connection, events: Sequence[Event]) -> None:
+    def _commit_batch(
+        self, conn: sqlite3.Connection, events: Sequence[Event | SampleBlock]
+    ) -> None:
         sample_rows: list[tuple[Any, ...]] = []
         touched: set[str] = set()
         conn.execute("BEGIN IMMEDIATE")
@@ -450,7 +476,14 @@ class Storage:
                         )
                     )
                     touched.add(event.run_id)
+                elif type(event) is SampleBlock:
+                    if sample_rows:
+                        self._insert_samples(conn, sample_rows)
+                        sample_rows.clear()
+                    self._insert_block(conn, state, event)
+                    touched.add(event.run_id)
                 else:
+                    assert not isinstance(event, SampleBlock)
                     if sample_rows:
                         self._insert_samples(conn, sample_rows)
                         sample_rows.clear()
@@ -492,6 +525,57 @@ class Storage:
                 del self._runs[run_id]
         if self.on_commit is not None:
             self.on_commit(acks)
+
+    @staticmethod
+    def _insert_block(conn: sqlite3.Connection, state: _RunState, block: SampleBlock) -> None:
+        """Insert a block straight from its columns; its progress goes into ``state``."""
+        n = len(block)
+        skip = max(state.last_seq + 1 - block.first_seq, 0)
+        if skip or block.first_seq + n > SEQ_LIMIT:
+            # Rows at or below the committed seq were stored before (a replay); rows beyond the
+            # key range cannot be keyed. Neither is stored twice nor silently.
+            last = block.first_seq + n - 1
+            conn.execute(
+                "INSERT INTO faults (run_pk, kind, message, t_s) VALUES (?, ?, ?, ?)",
+                (
+                    state.run_pk,
+                    "duplicate_sample",
+                    f"sample block seq {block.first_seq}..{last} overlaps {state.last_seq}"
+                    f" or is not below {SEQ_LIMIT}; those samples dropped",
+                    block.t_s[0],
+                ),
+            )
+            if skip >= n or block.first_seq + n > SEQ_LIMIT:
+                return
+            block = SampleBlock.of(block.samples()[skip:])
+            n -= skip
+        t_s, voltage, current = block.t_s, block.voltage_v, block.current_a
+        last_t = state.last_t_s
+        if last_t is not None and t_s[0] > last_t:
+            # The gap from the previous committed sample to the block's first one.
+            dt_h = (t_s[0] - last_t) / 3600.0
+            last_i = state.last_i or 0.0
+            state.cum_ah += 0.5 * (current[0] + last_i) * dt_h
+            state.cum_wh += 0.5 * (current[0] * voltage[0] + last_i * (state.last_v or 0.0)) * dt_h
+        state.cum_ah += block.charge_ah
+        state.cum_wh += block.energy_wh
+        state.last_seq = block.first_seq + n - 1
+        state.last_t_s, state.last_v, state.last_i = t_s[-1], voltage[-1], current[-1]
+        state.state = "running"
+        base = (state.run_pk << SEQ_BITS) | block.first_seq
+        conn.executemany(
+            "INSERT INTO samples (sample_key, t_s, step_index, voltage_v, current_a,"
+            " temperature_c) VALUES (?, ?, ?, ?, ?, ?)",
+            zip(
+                range(base, base + n),
+                t_s,
+                block.step_index,
+                voltage,
+                current,
+                block.temperature_c,
+                strict=True,
+            ),
+        )
 
     @staticmethod
     def _insert_samples(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -593,7 +677,7 @@ class Storage:
         if not self._thread.is_alive():
             raise StorageError("storage is closed")
 
-    def handle_event(self, event: Event) -> None:
+    def handle_event(self, event: Event | SampleBlock) -> None:
         """Event subscriber: queue the event for the next batch (never blocks on the disk)."""
         self._queue.put(event)
 
@@ -780,6 +864,23 @@ class Storage:
                 (instrument_serial,),
             ).fetchall()
         return any(passed and _date_of(t_s) == day.isoformat() for t_s, passed in rows)
+
+    def last_reference_checks(self, limit: int = 50) -> list[ReferenceCheck]:
+        """The newest ``limit`` reference-cell checks, newest first."""
+        with self.reader() as conn:
+            rows = conn.execute(
+                "SELECT t_s, instrument_serial, reference_cell_id, quantity, measured, expected,"
+                " tolerance, passed, operator FROM reference_checks ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        checks = []
+        for t_s, serial, cell_id, quantity, measured, expected, tol, passed, who in rows:
+            checks.append(
+                ReferenceCheck(
+                    t_s, serial, cell_id, quantity, measured, expected, tol, bool(passed), who
+                )
+            )
+        return checks
 
     def audit(self, who: str, action: str, subject: str, detail: str, why: str) -> None:
         now = self.clock.now()

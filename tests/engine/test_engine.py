@@ -170,7 +170,6 @@ def test_pause_resume_and_a_failing_subscriber(tmp_path: Path) -> None:
         seen: list[Event] = []
         unsubscribe = engine.subscribe(seen.append)
         engine.start_run("ch03", "A", "fast-triage")
-        time.sleep(0.2)
         engine.pause("ch03")
         assert engine.snapshot()["ch03"].state == "paused"
         channel = connector.opened["cabinet"].channel(BENCH.channels["ch03"].hw_channel)  # type: ignore[attr-defined]

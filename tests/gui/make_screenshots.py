@@ -1,59 +1,53 @@
-"""Regenerate the GUI screenshots in docs/images/ (run under Xvfb, or offscreen).
+"""Regenerate the GUI screenshots in docs/images/ from the real simulator bench (seed 7).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m tests.gui.make_screenshots
 
-Drives the real window with the test double from tests/gui/fake_engine.py: 16 channels running
-an incremental-capacity-like charge, one cell tripping its temperature limit, finished cells
-graded. Writes overview-16ch.png, cell-detail-graded.png and channel-tripped.png.
+The window is the one ``station gui`` builds (``ui.launch.build_station_window``) around the real
+engine and storage, talking over TCP to ``hardware_sim`` run in this process (so the script can
+put a cell in the meter's fixture and warm one cell, as a technician's hand or a failing cell
+would). Sixteen cells of the seeded retired-EV lot run ``incoming-inspection``; ch03 runs
+``fast-triage`` instead so it finishes and is graded; ch07's cell is warmed past the recipe's
+45 °C limit and trips. Writes overview-16ch.png, cell-detail-graded.png and channel-tripped.png.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from tests.gui.fake_engine import FakeEngine
+from hardware_sim.devices.bt356x import Bt356x
+from station.config import sim_lot
+from station.engine import Engine
+from station.storage import Storage
+from tests.reliability.harness import inprocess_bench
 from ui.app import CloseChoice, MainWindow
-from ui.controller import StationController
-from ui.engine_api import InstrumentInfo
+from ui.launch import build_station_window
+from ui.state import ChannelState
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "images"
 SIZE = QtCore.QSize(1600, 1000)
+SEED = 7
+SPEED = 300.0  # simulated seconds per wall second: runs progress visibly, none ends too soon
+GRADED = "ch03"
+TRIPPED = "ch07"
 
 
-def charge_curve(cell_id: str, k: int) -> tuple[float, float, float]:
-    """A 1 A charge with two flat plateaus (two dQ/dV peaks), slightly different per cell."""
-    spread = (sum(map(ord, cell_id)) % 7) * 0.004
-    x = min(k / 600.0, 1.0)
-    voltage_v = (
-        3.3
-        + 0.75 * x
-        - 0.03 * math.tanh((x - 0.3) / 0.05)
-        - 0.025 * math.tanh((x - 0.65) / 0.04)
-        + spread
-    )
-    temperature_c = 25.0 + 6.0 * x + spread * 50
-    if cell_id in ("CELL-0006", "CELL-0017"):
-        temperature_c = 25.0 + k * 0.05  # this cell heats up and trips at 45 °C
-    return voltage_v, 1.0, temperature_c
-
-
-def pump(app: QtWidgets.QApplication, ms: int) -> None:
+def pump(ms: int) -> None:
     loop = QtCore.QEventLoop()
     QtCore.QTimer.singleShot(ms, loop.quit)
     loop.exec()
 
 
-def wait_for(app: QtWidgets.QApplication, condition, timeout_ms: int = 20_000) -> None:
+def wait_for(condition: Callable[[], bool], timeout_ms: int = 120_000) -> None:
     waited = 0
     while not condition():
         if waited > timeout_ms:
             raise TimeoutError("screenshot scene did not reach its state")
-        pump(app, 50)
+        pump(50)
         waited += 50
 
 
@@ -69,65 +63,70 @@ def save(window: QtWidgets.QWidget, name: str) -> Path:
 
 
 def main() -> int:
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    engine = FakeEngine(
-        samples_per_run=10**6,
-        period_s=0.004,
-        dt_s=6.0,
-        trip_cells=("CELL-0006",),
-        sample_fn=charge_curve,
-        capacity_min_ah=0.5,
-    )
-    channels = [f"CH{n:02d}" for n in range(1, 17)]
-    controller = StationController(
-        engine, channels, recipe="fake", grade_provider=engine.grade, history_loader=engine.history
-    )
-    settings_dir = tempfile.mkdtemp()
-    settings = QtCore.QSettings(f"{settings_dir}/s.ini", QtCore.QSettings.Format.IniFormat)
-    window = MainWindow(
-        simulated=True,
-        controller=controller,
-        settings=settings,
-        bench_name="sim-demo",
-        instruments=[
-            InstrumentInfo(
-                "cabinet", "TCPIP::127.0.0.1::5025::SOCKET", "NEWARE BTS SIM", True, "2099-12-31"
-            ),
-        ],
-    )
-    window.confirm_close = lambda _active: CloseChoice.STOP_AND_QUIT
-    window.resize(SIZE)
-    window.show()
-    window.splitter.setSizes([1000, 600])
-    for n, channel_id in enumerate(channels, start=1):
-        controller.start_run(channel_id, f"CELL-{n:04d}")
-    wait_for(app, lambda: controller.state.channel("CH06").state.value == "tripped")
-    window.banner.acknowledge()
-    window.overview.select("CH03")
-    wait_for(app, lambda: controller.state.channel("CH03").samples_seen > 400)
-    pump(app, 300)
-    save(window, "overview-16ch.png")
+    _app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])  # kept alive
+    workdir = Path(tempfile.mkdtemp(prefix="gui-shots-"))
+    settings = QtCore.QSettings(str(workdir / "gui.ini"), QtCore.QSettings.Format.IniFormat)
+    with inprocess_bench(speed=SPEED, seed=SEED) as sim:
+        clock = sim.launch.clock()
+        storage = Storage(workdir / "station.db", clock)
+        engine = Engine(sim.config, storage, clock, operator="screenshots")
+        placed = sim_lot(sim.launch, sim.config)
+        storage.add_cells([cell for cell, _ in placed], who="screenshots", why="simulated lot")
+        for cell, _channel in placed:
+            storage.record_intake(
+                cell.cell_id,
+                {"damaged": False, "calendar_expired": False, "traceable": True},
+                who="screenshots",
+                why="simulated lot, visual check",
+            )
+        window: MainWindow = build_station_window(
+            sim.config,
+            storage,
+            engine,
+            simulated=True,
+            operator="screenshots",
+            recipe="incoming-inspection",
+            settings=settings,
+        )
+        window.after_shutdown.append(storage.close)
+        window.confirm_close = lambda _active: CloseChoice.STOP_AND_QUIT
+        controller = window.controller
+        window.resize(SIZE)
+        window.show()
+        window.splitter.setSizes([980, 620])
+        controller.place_lot(placed)
+        controller.connect_bench()
+        wait_for(lambda: bool(window.instruments_view.instruments[0].connected))
 
-    # CH03 and CH05 complete and are graded; the rest keep running.
-    for channel_id in ("CH03", "CH05"):
-        engine.finish(channel_id)
-    wait_for(app, lambda: controller.state.channel("CH05").grade is not None)
-    wait_for(app, lambda: controller.state.channel("CH03").grade is not None)
-    window.overview.select("CH03")
-    pump(app, 300)
-    save(window, "cell-detail-graded.png")
+        # The first cell goes through the intake screen like a scanned one would.
+        meter = sim.running.bench.device("acir").personality
+        assert isinstance(meter, Bt356x)
+        for channel_id, cell_id in sorted(controller.assigned.items()):
+            controller.recipe = "fast-triage" if channel_id == GRADED else "incoming-inspection"
+            controller.start_run(channel_id, cell_id)
+        controller.recipe = "incoming-inspection"
+        channels = controller.state.channels
+        wait_for(lambda: all(v.state is not ChannelState.IDLE for v in channels.values()))
+        wait_for(lambda: channels["ch01"].samples_seen > 300)
+        window.overview.select("ch01")
+        pump(500)
+        save(window, "overview-16ch.png")
 
-    # A fresh trip, banner shown, the tripped channel selected.
-    engine.trip_cells = ("CELL-0017",)
-    engine.abort("CH07")
-    controller.start_run("CH07", "CELL-0017")
-    wait_for(app, lambda: controller.state.channel("CH07").state.value == "tripped")
-    window.overview.select("CH07")
-    pump(app, 300)
-    save(window, "channel-tripped.png")
+        wait_for(lambda: channels[GRADED].grade is not None)
+        window.overview.select(GRADED)
+        pump(500)
+        save(window, "cell-detail-graded.png")
 
-    window.close()
-    engine.shutdown(5)
+        sim_channel = sim.sim_channel(TRIPPED)
+        with sim.cabinet.lock:
+            sim_channel.cell.set_temperature(47.0)  # past the recipe's 45 °C limit
+        wait_for(lambda: channels[TRIPPED].state is ChannelState.TRIPPED)
+        window.overview.select(TRIPPED)
+        pump(500)
+        save(window, "channel-tripped.png")
+
+        window.close()
+        print(f"shutdown clean: {window.shutdown_clean}")
     return 0
 
 

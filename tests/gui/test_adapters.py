@@ -11,14 +11,14 @@ from station.events import RunStarted, Sample
 from station.grading.profiles import grade_cell, load_profile
 from station.grading.results import CellMetrics, Figure, Verdict
 from station.recipes import loads_recipe, recipe_names, shipped_recipe
-from station.storage import RunRecord, Storage
+from station.storage import RunRecord, Storage, StoredGrade
 from ui.adapters import (
     describe_step,
-    grade_view,
     instruments_from_bench,
     recipe_info,
     storage_history,
 )
+from ui.grading import grade_view_from_stored
 
 T0 = 1_800_000_000.0
 
@@ -117,7 +117,7 @@ def test_history_reads_back_what_storage_committed(tmp_path: Path) -> None:
         storage.close()
 
 
-def test_grade_from_the_grading_core_keeps_its_words_and_verdicts() -> None:
+def test_stored_grade_keeps_the_grading_cores_words_and_verdicts() -> None:
     profile = load_profile("second-life")
     metrics = CellMetrics(
         "CELL-1",
@@ -126,14 +126,28 @@ def test_grade_from_the_grading_core_keeps_its_words_and_verdicts() -> None:
         facts={"damaged": False, "calendar_expired": False, "traceable": True},
     )
     grade = grade_cell(metrics, profile)
-    view = grade_view(grade, "run-9", metrics)
+    # As station.evaluation.grade_entries stores it.
+    stored = StoredGrade(
+        cell_id="CELL-1",
+        run_ids=("run-9",),
+        profile_name=grade.profile_name,
+        profile_version=grade.profile_version,
+        profile_sha256=grade.profile_sha256,
+        grade=grade.outcome,
+        bin="",
+        use=grade.use,
+        reason=grade.summary,
+        explanation={"grade": grade.to_dict(), "figures": metrics.to_dict()["figures"]},
+    )
+    view = grade_view_from_stored(stored)
     assert (view.cell_id, view.run_id, view.grade) == ("CELL-1", "run-9", grade.outcome)
     assert view.grade == "QUARANTINE", "2.1 V is below the NMC minimum of 2.5 V"
     assert view.summary == grade.summary
     assert view.figures == (("hold_days", 10.0, "d"), ("ocv_v", 2.1, "V"))
     assert len(view.reasons) == len(grade.rules)
     for reason, result in zip(view.reasons, grade.rules, strict=True):
-        assert reason.plain() == f"{result.rule}: {result.explanation}"
+        words = result.explanation.removeprefix(f"[second-life v{grade.profile_version}] ")
+        assert reason.plain() == f"{result.rule}: {words}"
         assert reason.verdict == result.verdict.value
         assert reason.passed is (result.verdict is Verdict.PASS)
     ocv = next(r for r in view.reasons if r.rule == "ocv-above-minimum")

@@ -31,7 +31,7 @@ def test_scanner_enter_emits_valid_ids_and_rejects_bad_ones(qtbot) -> None:
     qtbot.addWidget(panel)
     scanned: list[str] = []
     starts: list[bool] = []
-    panel.scanned.connect(scanned.append)
+    panel.scanned.connect(lambda cell_id, facts: scanned.append((cell_id, facts)))
     panel.start_requested.connect(lambda: starts.append(True))
 
     for text in ("cell-0001", "bad id", "CELL-0002", ""):
@@ -42,7 +42,8 @@ def test_scanner_enter_emits_valid_ids_and_rejects_bad_ones(qtbot) -> None:
             assert "'BAD ID' is not a valid cell ID" in panel.result.text()
         if text == "CELL-0002":
             assert panel.result.text() == "CELL-0002 already scanned: on CH03 (running)"
-    assert scanned == ["CELL-0001"]
+    clean = {"damaged": False, "calendar_expired": False, "traceable": True}
+    assert scanned == [("CELL-0001", clean)]
     assert starts == [True]
     qtbot.keyClicks(panel.field, "half")
     qtbot.keyClick(panel.field, QtCore.Qt.Key.Key_Escape)

@@ -47,7 +47,8 @@ def test_station_window_wires_recipes_lot_cells_and_estimates(qtbot, settings, t
             window.controller.connect_bench()
         with qtbot.waitSignal(window.controller.intake_result, timeout=5000):
             scan(qtbot, window, "LOT1-0001")
-        assert "lot LOT-1, NMC 3 Ah -> ch01" in window.intake.result.text()
+        assert window.intake.result.text().startswith("LOT1-0001 (lot LOT-1, NMC 3 Ah): OCV ")
+        assert window.intake.result.text().endswith(": pass -> ch01")
         window.controller.start_assigned()
         view = window.controller.state.channel("ch01")
         qtbot.waitUntil(lambda: view.estimated_duration_s is not None, timeout=10_000)
@@ -72,3 +73,14 @@ def test_open_bench_without_or_with_a_bad_bench_shows_why(qtbot, settings, tmp_p
         f"Bench {bad} not loaded: "
     )
     assert "SIMULATED" in window.windowTitle()
+
+
+def test_bad_reference_cells_file_is_shown_not_raised(qtbot, settings, tmp_path: Path) -> None:
+    bench = Path(__file__).resolve().parents[2] / "station" / "data" / "benches" / "sim-demo.toml"
+    refs = tmp_path / "refs.toml"
+    refs.write_text('[[reference_cells]]\ncell_id = "REF-1"\n', encoding="utf-8")
+    args = ["--bench", str(bench), "--reference-cells", str(refs), "--db", str(tmp_path / "s.db")]
+    window = open_bench(build_parser().parse_args(args), settings)
+    qtbot.addWidget(window)
+    assert window.banner.messages[0].startswith("Reference cells not loaded: ")
+    assert "needs exactly the keys" in window.banner.messages[0]

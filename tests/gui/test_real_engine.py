@@ -45,7 +45,7 @@ def bench(tmp_path: Path) -> Iterator[tuple[Engine, Storage, FakeConnector]]:
 def test_bench_flow_against_the_real_engine(qtbot, settings, bench) -> None:
     engine, storage, connector = bench
 
-    def screen(cell_id: str) -> GateResult:
+    def screen(cell_id: str, _channel_id: str) -> GateResult:
         cell, created = storage.find_or_create_cell(cell_id, who="gui-test", template=make_cell())
         return GateResult(True, f"{'new' if created else 'known'} {cell.chemistry} cell")
 

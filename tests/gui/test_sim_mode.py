@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from PySide6 import QtCore
@@ -39,7 +41,7 @@ def test_sim_mode_runs_the_seeded_lot_and_shows_trips(qtbot, settings, tmp_path:
             "--seed",
             "4",
             "--recipe",
-            "fast-triage",
+            "incoming-inspection",
             "--db",
             str(tmp_path / "sim.db"),
         ]
@@ -57,9 +59,21 @@ def test_sim_mode_runs_the_seeded_lot_and_shows_trips(qtbot, settings, tmp_path:
         lambda: window.instruments_view.table.item(0, 3).text() == "connected", timeout=30_000
     )
     qtbot.keyClick(window.intake.field, QtCore.Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: len(controller.state.active_channels()) == 16, timeout=30_000)
+    views = controller.state.channels.values()
+    # Seed 4 puts an open-tab cell on ch15: the engine's OCV probe refuses to start it.
     qtbot.waitUntil(
-        lambda: all(v.samples_seen > 0 for v in controller.state.channels.values()), timeout=30_000
+        lambda: (
+            controller.state.channel("ch15").state is ChannelState.STOPPED
+            and len(controller.state.active_channels()) == 15
+        ),
+        timeout=30_000,
+    )
+    assert "refused: OCV" in controller.state.channel("ch15").log[-1]
+    refused_tile = window.overview.tiles["ch15"]
+    qtbot.waitUntil(lambda: refused_tile.state_text == "STOPPED", timeout=5000)
+    assert refused_tile.step_text.startswith("refused: OCV")
+    qtbot.waitUntil(
+        lambda: all(v.samples_seen > 0 for v in views if v.channel_id != "ch15"), timeout=30_000
     )
     tile = window.overview.tiles["ch01"]
     assert tile.values_text.split("\n")[0].endswith(" V")
@@ -73,11 +87,21 @@ def test_sim_mode_runs_the_seeded_lot_and_shows_trips(qtbot, settings, tmp_path:
     assert window.banner.isVisible()
     assert tripped[0].alarm in window.banner.messages
     assert "tripped at" in tripped[0].alarm and "(limit" in tripped[0].alarm
+    trip_tile = window.overview.tiles[tripped[0].channel_id]
+    qtbot.waitUntil(lambda: trip_tile.state_text == "TRIPPED", timeout=5000)
+    assert trip_tile.alarm_text == tripped[0].alarm.removeprefix(f"{tripped[0].channel_id}: ")
 
     with qtbot.waitSignal(controller.stop_all_finished, timeout=30_000) as stopped:
         qtbot.mouseClick(window.stop_button, QtCore.Qt.MouseButton.LeftButton)
     assert stopped.args[0] is True, stopped.args
     qtbot.waitUntil(lambda: not controller.state.active_channels(), timeout=30_000)
+
+    # The placed lot skipped the scan; its checklist was stored for the grading gates all the same.
+    with closing(sqlite3.connect(f"file:{tmp_path / 'sim.db'}?mode=ro", uri=True)) as conn:
+        checklists = conn.execute(
+            "SELECT COUNT(DISTINCT cell_id) FROM measurements WHERE kind = 'intake_checklist'"
+        ).fetchone()[0]
+    assert checklists == 16
 
     pid = int(window.property("simulator_pid"))
     window.close()

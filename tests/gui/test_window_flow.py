@@ -271,7 +271,8 @@ def test_overview_holds_1_to_64_channels_without_horizontal_scroll(qtbot, settin
 def test_failed_intake_screen_sends_the_cell_to_quarantine(qtbot, window: MainWindow) -> None:
     screened: list[str] = []
 
-    def screen(cell_id: str) -> GateResult:
+    def screen(cell_id: str, channel_id: str) -> GateResult:
+        assert channel_id == "CH01"
         screened.append(threading.current_thread().name)
         return GateResult(False, "OCV 1.92 V below 2.5 V")
 

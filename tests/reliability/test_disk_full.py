@@ -9,23 +9,38 @@ from pathlib import Path
 
 import pytest
 
+from station.config import sim_lot
 from station.engine import Engine
 from station.events import RunOutcome
 
-from .harness import Batch, RowCounter, inprocess_bench, run_batch, stored_keys, unmatched
+from .harness import (
+    Batch,
+    InProcessBench,
+    RowCounter,
+    inprocess_bench,
+    run_batch,
+    stored_keys,
+    unmatched,
+)
+
+
+def count_rows(sim: InProcessBench, *, channels: int) -> dict[str, RowCounter]:
+    """Count the rows of the channels ``run_batch`` will use, from before their runs start (a
+    counter installed after the start misses the first step's rows and sees stored samples as
+    extra)."""
+    placed = [channel for _, channel in sim_lot(sim.launch, sim.config) if channel][:channels]
+    with sim.cabinet.lock:
+        return {channel: RowCounter(sim.sim_channel(channel)) for channel in placed}
 
 
 def _disk_full(tmp_path: Path, *, full_for_s: float, speed: float, seed: int) -> None:
     db = tmp_path / "full.db"
     errors: list[str] = []
     with inprocess_bench(speed=speed, seed=seed) as sim:
-        counters: dict[str, RowCounter] = {}
+        counters = count_rows(sim, channels=2)
         held: list[int] = []
 
         def fill_disk(engine: Engine, batch: Batch) -> None:
-            with sim.cabinet.lock:
-                for channel_id in batch.runs:
-                    counters[channel_id] = RowCounter(sim.sim_channel(channel_id))
             storage = engine.storage
             pages = storage.call(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
             storage.call(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
