@@ -43,12 +43,12 @@ from station.evaluation import (
     RunData,
     grade_lot,
     main_reason,
-    pulse_power,
     reference_steps,
     run_data,
     store_grades,
 )
 from station.events import Event, MeasurementTaken, RunEnded, RunOutcome
+from station.grading.metrics import pulse_power_key
 from station.grading.profiles import Profile, load_profile
 from station.grading.results import CellMetrics, Grade
 from station.passport.bundle import write_bundle
@@ -297,7 +297,6 @@ def build_record(
             observed_at=started,
             qualifier="method=acir_1khz",
         )
-    powers = pulse_power(run, metrics)
     reference = Conditions(temperature_c=25.0, c_rate=1 / 3)
     method = {
         "capacity_ah": "CC discharge C/3 to the cell's minimum voltage, trapezoidal Ah",
@@ -368,8 +367,8 @@ def build_record(
     )
     acir = metrics.value("acir_ohm")
     for soc in (20, 80):
-        power_w = powers.get(f"{soc / 100:g}", {}).get("discharge_w", math.nan)
-        if not math.isfinite(power_w):
+        power_w = metrics.value(pulse_power_key("discharge", soc))
+        if power_w is None:
             continue
         conditions = Conditions(temperature_c=25.0, soc_pct=soc, pulse_length_s=10.0)
         builder.measured(

@@ -33,10 +33,9 @@ import numpy as np
 from station.grading.metrics import CellInputs, MeasurementConditions, cell_metrics
 from station.grading.ocv import k_value_mv_per_day
 from station.grading.profiles import LotReport, Profile, ProfileError, grade_batch, lot_report
-from station.grading.pulses import analyze_pulses, power_at_soc
 from station.grading.results import CellMetrics, Figure, Grade, Verdict
 from station.grading.soh import Reference
-from station.grading.timeseries import TimeSeries, step_table
+from station.grading.timeseries import TimeSeries
 from station.storage import GradeEntry, Storage
 from station.storage.schema import SEQ_BITS, SEQ_LIMIT
 
@@ -50,7 +49,6 @@ OCV_ACCURACY_V = 0.001
 HOLD_OCV_REPEATABILITY_V = 0.0001
 SECONDS_PER_DAY = 86400.0
 INTAKE_KIND = "intake_checklist"
-PULSE_SOC_POINTS = (0.2, 0.5, 0.8)
 
 Source = Storage | sqlite3.Connection | str | Path
 
@@ -359,7 +357,10 @@ def metrics_for_run(run: RunData) -> CellMetrics:
         facts=dict(run.facts),
     )
     conditions = MeasurementConditions(
-        cv_cutoff_a=run.rated_capacity_ah / 20.0, current_accuracy_rel=CURRENT_ACCURACY_REL
+        cv_cutoff_a=run.rated_capacity_ah / 20.0,
+        current_accuracy_rel=CURRENT_ACCURACY_REL,
+        v_min_v=run.voltage_min_v,
+        v_max_v=run.voltage_max_v,
     )
     extra = _measured(run)
     if run.hold is not None:
@@ -401,21 +402,6 @@ def metrics_for_run(run: RunData) -> CellMetrics:
             note="1 kHz ACIR at intake vs the rated 1 kHz ACIR",
         )
     return CellMetrics(metrics.cell_id, metrics.chemistry, figures, metrics.facts)
-
-
-def pulse_power(run: RunData, metrics: CellMetrics) -> dict[str, dict[str, float]]:
-    """Discharge and regen pulse power (W) at 20/50/80 % SOC by the grading core's formula
-    (grading.md section 7 row 15, :func:`station.grading.pulses.power_at_soc`): SOC counted
-    against the measured capacity, limits the cell's stored voltage window."""
-    capacity = metrics.value("capacity_ah") or run.rated_capacity_ah
-    ts = _series(run, slice(None))
-    pulses = analyze_pulses(ts, step_table(ts), capacity_ah=capacity)
-    return power_at_soc(
-        pulses,
-        PULSE_SOC_POINTS,
-        v_min_v=run.voltage_min_v or 2.5,
-        v_max_v=run.voltage_max_v or 4.2,
-    )
 
 
 def metrics_of(source: Source, cell_id: str) -> CellMetrics:

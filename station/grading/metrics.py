@@ -247,6 +247,18 @@ def _to_25c(
     )
 
 
+def _soc_capacity_ah(extra: dict[str, Figure] | None, cell: CellInputs) -> float | None:
+    """Capacity (Ah) that pulse SOCs are counted against: the caller's measured reference
+    capacity when given (the station's recipes position HPPC points with it, and an aged cell's
+    SOC is a fraction of what it holds), else the rated capacity, as the HPPC manuals step it
+    (10 % DOD of rated each). The series' own last charge/discharge pair is not used: in an
+    HPPC series it is a partial SOC move."""
+    measured = (extra or {}).get("capacity_ah")
+    if measured is not None and measured.value == measured.value and measured.value > 0:
+        return measured.value
+    return cell.reference.rated_capacity_ah
+
+
 def cell_metrics(
     cell: CellInputs,
     ts: TimeSeries,
@@ -292,8 +304,7 @@ def cell_metrics(
     figures["capacity_ah"] = capacity
     figures["energy_wh"] = energy
     figures["rte"] = rte
-    # SOC against the rated capacity, as the HPPC manuals step it (10 % DOD of rated each).
-    pulses = analyze_pulses(ts, steps, capacity_ah=cell.reference.rated_capacity_ah)
+    pulses = analyze_pulses(ts, steps, capacity_ah=_soc_capacity_ah(extra, cell))
     used = [p for p in pulses if p.is_discharge and p.dcir_ohm["10"].ok]
     r10 = [p.dcir_ohm["10"] for p in used]
     temps = [p.temperature_c for p in used]

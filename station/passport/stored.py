@@ -34,10 +34,10 @@ from station.evaluation import (
     EvaluationError,
     RunData,
     metrics_for_run,
-    pulse_power,
     reference_steps,
     run_data,
 )
+from station.grading.metrics import pulse_power_key
 from station.grading.results import CellMetrics
 from station.passport.rawdata import RawSeries
 from station.passport.record import (
@@ -441,10 +441,9 @@ def _add_measured(
             # two charge integrals of the same current sensor, each 0.1 % of reading
             uncertainty=soc * CURRENT_ACCURACY_REL * math.sqrt(2.0),
         )
-    powers = pulse_power(run, metrics)
     for soc in POWER_SOC_PCT:
-        watts = powers.get(f"{soc / 100:g}", {}).get("discharge_w", math.nan)
-        if math.isfinite(watts):
+        watts = metrics.value(pulse_power_key("discharge", soc))
+        if watts is not None:
             builder.measured(
                 "6.7.3.3",
                 watts,

@@ -94,6 +94,23 @@ def test_pulse_power_at_20_50_80_soc_matches_the_rc_cell() -> None:
     assert metrics.figures[pulse_power_key("discharge", 50)].value > 5 * 3.7 * abs(I_DIS)
 
 
+def test_an_aged_cells_pulse_soc_counts_against_its_measured_capacity() -> None:
+    """A cell rated twice what it holds (SoH 50 %): with the measured capacity given, each pulse
+    keeps its SOC of what the cell holds, so the figures equal those of a cell rated at its
+    capacity (exact: the same arrays). Counted against the rated capacity instead, the pulses sit
+    at 55-95 % of rated and no pulse is near 20 %, so the figure is missing."""
+    ts, _ = hppc_run()
+    as_rated = cell_metrics(CellInputs("hppc", "nmc", Reference(rated_capacity_ah=CAP)), ts)
+    aged = CellInputs("hppc", "nmc", Reference(rated_capacity_ah=2 * CAP))
+    measured = {"capacity_ah": Figure(CAP, "Ah", CAP * 1e-3)}
+    with_capacity = cell_metrics(aged, ts, extra=measured)
+    by_rated = cell_metrics(aged, ts)
+    key = pulse_power_key("discharge", 20)
+    assert with_capacity.figures[key].value == as_rated.figures[key].value
+    assert with_capacity.figures[key].ok
+    assert not by_rated.figures[key].ok
+
+
 def test_power_fade_against_bol_names_the_worst_soc() -> None:
     ts, _ = hppc_run()
     plain = cell_metrics(CellInputs("hppc", "nmc", Reference(rated_capacity_ah=CAP)), ts)
