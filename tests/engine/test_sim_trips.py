@@ -216,6 +216,7 @@ def test_seeded_sim_trips_short(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # about 7 min on 2 quiet cores; the default 300 s is for CI tests
 def test_seeded_sim_trips_1000(tmp_path: Path) -> None:
     seen = run_trips(tmp_path, 1000, seed=11)
     assert sum(seen.values()) >= 1000
