@@ -78,6 +78,10 @@ def read_bdf_csv(path: str | Path, flip_current: bool = False) -> LoadedSeries:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as error:
         raise InputFileError(f"{path}: cannot read ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise InputFileError(
+            f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
+        ) from None
     if not text.strip():
         raise InputFileError(f"{path}: empty file")
     delimiter = _sniff(text)
@@ -176,6 +180,10 @@ def read_spectrum_csv(path: str | Path) -> Spectrum:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as error:
         raise InputFileError(f"{path}: cannot read ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise InputFileError(
+            f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
+        ) from None
     delimiter = _sniff(text)
     rows = [
         [c for c in row if c.strip()]
