@@ -20,6 +20,8 @@ system) over the window; the simulator's is not counted. Runs are then stopped.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import signal
 import sqlite3
 import statistics
@@ -117,9 +119,19 @@ record_interval_s = {1.0 / rate_hz:g}
 """
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid``; NaN where /proc is absent."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    # Fields 14 and 15 of proc(5) (utime, stime), counted from after the command name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def simulator(description: Path) -> Iterator[SimLaunch]:
-    """``python -m hardware_sim`` on ``description`` (real-time clock) and what it printed."""
+def simulator(description: Path) -> Iterator[tuple[SimLaunch, int]]:
+    """``python -m hardware_sim`` on ``description`` (real-time clock): what it printed, its pid."""
     process = subprocess.Popen(
         [sys.executable, "-m", "hardware_sim", "--bench", str(description), "--speed", "1"],
         stdout=subprocess.PIPE,
@@ -130,7 +142,7 @@ def simulator(description: Path) -> Iterator[SimLaunch]:
         line = process.stdout.readline()
         if not line:
             raise RuntimeError("the simulator did not start")
-        yield parse_sim_launch(line)
+        yield parse_sim_launch(line), process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -144,7 +156,7 @@ def trial(channels: int, rate_hz: float, seconds: float, work: Path) -> dict[str
     description = work / f"sim-{channels}.toml"
     description.write_text(sim_description(channels))
     recipe = loads_recipe(recipe_text(rate_hz, RUN_S), source="bench-sustained")
-    with simulator(description) as launch:
+    with simulator(description) as (launch, sim_pid):
         config = loads_bench(bench_text(channels), source="bench-sustained")
         config = replace(
             config,
@@ -177,8 +189,10 @@ def trial(channels: int, rate_hz: float, seconds: float, work: Path) -> dict[str
             # Steady state: every channel records; measure over the next ``seconds``.
             window.append(clock.now())
             cpu0, wall0 = time.process_time(), time.perf_counter()
+            sim_cpu0 = process_cpu_s(sim_pid)
             time.sleep(seconds)
             cpu_s = time.process_time() - cpu0
+            sim_cpu_s = process_cpu_s(sim_pid) - sim_cpu0
             wall_s = time.perf_counter() - wall0
             window_end = clock.now()
             engine.stop_all("benchmark window over")
@@ -205,6 +219,7 @@ def trial(channels: int, rate_hz: float, seconds: float, work: Path) -> dict[str
         "start_s": start_s,
         "wall_s": wall_s,
         "cpu_s": cpu_s,
+        "sim_cpu_s": sim_cpu_s,
         "stored": stored,
         "missing": gaps,
         "runs": len(per_run),
@@ -235,7 +250,8 @@ def main() -> None:
                 f"{channels} ch @ {args.rate:g} Hz: started in {result['start_s']:.1f} s; "
                 f"window {result['wall_s']:.1f} s: {result['stored']:.0f} samples stored, "
                 f"{result['missing']:.0f} missing, "
-                f"{result['cpu_s']:.1f} s CPU, sample lag median {result['lag_median_s']:.2f} s "
+                f"{result['cpu_s']:.1f} s CPU (simulator {result['sim_cpu_s']:.1f} s), "
+                f"sample lag median {result['lag_median_s']:.2f} s "
                 f"p99 {result['lag_p99_s']:.2f} s, kept up: {bool(result['kept_up'])}",
                 flush=True,
             )
@@ -244,7 +260,8 @@ def main() -> None:
             best = result
     tried = "; ".join(
         f"{t['channels']:.0f} ch: runs started in {t['start_s']:.0f} s, then {t['stored']:.0f} "
-        f"rows, {t['missing']:.0f} missing in {t['wall_s']:.1f} s, {t['cpu_s']:.1f} s CPU, "
+        f"rows, {t['missing']:.0f} missing in {t['wall_s']:.1f} s, {t['cpu_s']:.1f} s CPU "
+        f"(simulator process {t['sim_cpu_s']:.1f} s), "
         f"lag median {t['lag_median_s']:.2f} s, p99 {t['lag_p99_s']:.2f} s"
         + ("" if t["kept_up"] else " (fell behind)")
         for t in trials

@@ -149,7 +149,13 @@ def compare(
 
 
 def overhead_case(
-    name: str, station_s: float, peer_s: float, peer_name: str, equal: bool, count: int, rounds: int
+    name: str,
+    station_s: float,
+    peer_s: float,
+    equal: bool,
+    peer_name: str,
+    count: int,
+    rounds: int,
 ) -> Case:
     station_us, peer_us = station_s * 1e6, peer_s * 1e6
     return Case(
@@ -227,7 +233,7 @@ def wire_rate(count: int, rounds: int) -> list[Case]:
                 metric="fraction of wire rate",
                 station=round(wire_s / station_s, 4),
                 peer=round(wire_s / peer_s, 4),
-                peer_name="os.write + os.read on the same pty",
+                peer_name="os.write + os.read, same paced simulator",
                 goal=WIRE_GOAL,
                 equal_results=equal,
                 repeats=rounds,
