@@ -259,6 +259,10 @@ class LivePlots(QtWidgets.QWidget):
             _add_grid(plot)
             if row:
                 plot.setXLink(self.plots["voltage"])
+            if row < len(specs) - 1:
+                # The stacked plots share one time axis; only the bottom one labels it, which
+                # also spares two axes' tick text per frame while the time range grows.
+                plot.getAxis("bottom").setStyle(showValues=False)
             self.plots[key] = plot
             self.curves[key] = plot.plot(pen=pg.mkPen(colour, width=1))
         self.plots["temperature"].setLabel("bottom", "Time since start (min)")
