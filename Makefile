@@ -26,12 +26,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	mkdir -p benchmarks/results
-	$(BIN)/python -m benchmarks.bench_grading --out benchmarks/results/grading.json
-	$(BIN)/python -m benchmarks.bench_neware_cabinet > benchmarks/results/neware_cabinet.json
-	$(BIN)/python -m benchmarks.bench_sim_cells > benchmarks/results/sim_cells.txt
-	$(BIN)/python -m benchmarks.bench_passport > benchmarks/results/passport.txt
-	$(BIN)/python -m benchmarks.bench_storage_ingest --samples 1000000 --repeat 5 > benchmarks/results/storage_ingest.txt
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m benchmarks.run_all
 
 test-slow: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m slow

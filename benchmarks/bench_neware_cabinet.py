@@ -14,12 +14,12 @@ C/3 discharge to 2.5 V, a 30 min rest and a C/2 CCCV charge to 4.2 V / C/20, rec
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from benchmarks.common import Case, write_result
 from drivers.neware_bts import TERMINATOR, NewareBtsCabinet
 from drivers.readings import ChannelState, CyclerStep, EndConditions, ProtectionLimits, StepMode
 from hardware_sim.cell import Cell
@@ -113,9 +113,26 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--hours", type=float, default=8.0)
     parser.add_argument("--record-s", type=float, default=1.0, help="record interval (s)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(run(args.channels, args.hours, args.record_s, Path(tmp))))
+        figures = run(args.channels, args.hours, args.record_s, Path(tmp))
+    print(figures)
+    case = Case(
+        case=f"{args.channels}-channel Neware cabinet, {args.hours:g} h programme, XML protocol",
+        metric="wall s",
+        station=figures["wall_s"],
+        peer=None,
+        peer_name="",
+        higher_is_better=False,
+        goal=30.0,
+        notes=(
+            f"{figures['samples']} samples parsed, {figures['steps_started']} steps started, "
+            f"{figures['speedup']}x real time; issue 3 goal: under 30 s wall; no peer runs the "
+            "Neware XML protocol"
+        ),
+    )
+    write_result("neware_cabinet", [case], args.out)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@ lab PC): verifying a signed export < 5 ms; a certificate PDF < 2 s.
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import Case, write_result
 from station.passport.exports import all_exports
 from station.passport.signing import StationKey, sign_document, verify_bytes
 from station.reports.certificate import SignatureInfo, render_certificate
@@ -18,6 +20,9 @@ from tests.passport.batch import graded_batch
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None, help="JSON path")
+    args = parser.parse_args()
     batch = graded_batch(40, seed=5)
     key = StationKey.generate()
     start = time.perf_counter()
@@ -48,7 +53,50 @@ def main() -> None:
             pulse_step=4,
             impedance=Impedance(cell.eis_frequency_hz, cell.eis_z, cell.eis_fit_z),
         )
-        print(f"certificate PDF: {time.perf_counter() - start:.2f} s")
+        pdf_s = time.perf_counter() - start
+        print(f"certificate PDF: {pdf_s:.2f} s")
+    per_cell = f"{n} documents from {len(batch)} graded cells (records and every export)"
+    cases = [
+        Case(
+            case="build passport records and exports",
+            metric="ms/cell",
+            station=round(built / len(batch) * 1e3, 2),
+            peer=None,
+            peer_name="",
+            higher_is_better=False,
+            notes=per_cell,
+        ),
+        Case(
+            case="sign one document (Ed25519, JWS)",
+            metric="ms/document",
+            station=round(sign_s / n * 1e3, 3),
+            peer=None,
+            peer_name="",
+            higher_is_better=False,
+            notes=per_cell,
+        ),
+        Case(
+            case="verify one signed export",
+            metric="ms/document",
+            station=round(verify_s / n * 1e3, 3),
+            peer=None,
+            peer_name="",
+            higher_is_better=False,
+            goal=5.0,
+            notes=per_cell + "; goal under 5 ms",
+        ),
+        Case(
+            case="certificate PDF",
+            metric="s",
+            station=round(pdf_s, 3),
+            peer=None,
+            peer_name="",
+            higher_is_better=False,
+            goal=2.0,
+            notes="one certificate with plots and impedance; goal under 2 s",
+        ),
+    ]
+    write_result("passport", cases, args.out)
 
 
 if __name__ == "__main__":

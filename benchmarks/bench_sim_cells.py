@@ -5,14 +5,16 @@ the host) for 16 cells of a retired-EV lot, on a manual clock, with the host pol
 ``--poll`` simulated seconds. Programme per channel: CCCV charge 1C to 4.2 V until C/20, rest
 30 min, C/3 discharge to 2.5 V, rest 30 min, then 10 s 1C pulses every 5 min until 8 h.
 
-    python benchmarks/bench_sim_cells.py [--poll 10] [--channels 16]
+    python -m benchmarks.bench_sim_cells [--poll 10] [--channels 16]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
+from benchmarks.common import Case, write_result
 from hardware_sim.clock import SimClock
 from hardware_sim.population import generate_lot
 
@@ -66,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--poll", type=float, default=10.0, help="host poll interval (sim s)")
     parser.add_argument("--channels", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=None, help="JSON path")
     args = parser.parse_args()
     wall_s, cpu_s, polls = run(args.channels, args.poll)
     verdict = "PASS" if wall_s < 30.0 else "FAIL"
@@ -73,6 +76,17 @@ def main() -> None:
         f"{args.channels} channels x 8 h, poll {args.poll:g} s ({polls} polls): "
         f"{wall_s:.2f} s wall, {cpu_s:.2f} s CPU (goal < 30 s wall) {verdict}"
     )
+    case = Case(
+        case=f"{args.channels} simulated cells x 8 h programme, host poll {args.poll:g} s",
+        metric="wall s",
+        station=round(wall_s, 2),
+        peer=None,
+        peer_name="",
+        higher_is_better=False,
+        goal=30.0,
+        notes=f"{polls} polls, {cpu_s:.2f} s CPU; issue 3 goal: under 30 s wall; cell physics only",
+    )
+    write_result("sim_cells", [case], args.out)
 
 
 if __name__ == "__main__":

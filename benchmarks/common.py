@@ -18,7 +18,9 @@ the same run, on the same data) and calls :func:`write_result`, which writes
           "peer_name": "single pass over the same arrays (memory floor)",
           "ratio": 0.85,                   # station / peer (peer / station when lower is better)
           "target": 0.5,                   # the issue's target for `ratio`, or null
-          "met": true,                     # ratio >= target, or null without a target
+          "goal": null,                    # the issue's absolute goal for `station`, or null
+          "met": true,                     # ratio >= target and station meets goal (null
+                                           # when neither is set)
           "equal_results": true,           # both sides checked to agree, or null when n/a
           "repeats": 7,
           "notes": "free text: tolerances, what was skipped and why"
@@ -26,7 +28,9 @@ the same run, on the same data) and calls :func:`write_result`, which writes
       ]
     }
 
-``ratio`` is always oriented so that bigger means the station is better than the peer.
+``ratio`` is always oriented so that bigger means the station is better than the peer. ``goal``
+is for targets stated in the station's own unit (frames/s, us per query, channels): it is met
+when ``station >= goal``, or ``station <= goal`` when lower is better.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class Case:
     peer_name: str
     higher_is_better: bool = True
     target: float | None = None
+    goal: float | None = None
     equal_results: bool | None = None
     repeats: int = 1
     notes: str = ""
@@ -66,8 +71,17 @@ class Case:
             self.ratio = (
                 self.station / self.peer if self.higher_is_better else self.peer / self.station
             )
-        if self.met is None and self.target is not None and self.ratio is not None:
-            self.met = self.ratio >= self.target
+        if self.met is None:
+            checks = []
+            if self.target is not None and self.ratio is not None:
+                checks.append(self.ratio >= self.target)
+            if self.goal is not None:
+                checks.append(
+                    self.station >= self.goal
+                    if self.higher_is_better
+                    else self.station <= self.goal
+                )
+            self.met = all(checks) if checks else None
 
 
 def machine() -> dict[str, object]:

@@ -30,7 +30,9 @@ interleaved with another caller's).
 from __future__ import annotations
 
 import logging
+import select
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -346,12 +348,23 @@ class TcpTransport(Transport):
 
 
 class SerialTransport(Transport):
-    """pyserial ``serial_for_url``: device names, ``socket://``, ``loop://``, ``sim://``."""
+    """pyserial ``serial_for_url``: device names, ``socket://``, ``loop://``, ``sim://``.
+
+    The port's timeout is set once at open and never per read: pyserial applies a new timeout by
+    reconfiguring the port (``tcsetattr`` on POSIX), which on a USB-serial adapter is a control
+    transfer to the device and cost ~100 us per query even on a pty. Where the port has a file
+    descriptor (POSIX serial ports, ``socket://``) reads wait in ``select`` instead; other URL
+    handlers get the timeout set only when it changes. Writes are not followed by ``flush()``
+    (``tcdrain``): the reply cannot come before the query has left, and on USB-serial adapters
+    draining adds its own polling latency.
+    """
 
     def __init__(self, address: str, *, baud_rate: int | None = None, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)
         self._baud_rate = baud_rate or 9600
         self._port: Any = None
+        self._fileno: int | None = None
+        self._port_timeout_s: float | None = None
 
     def _open(self) -> None:
         import serial
@@ -362,6 +375,8 @@ class SerialTransport(Transport):
             )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise LinkDown(f"cannot open: {exc}", address=self.address) from exc
+        self._port_timeout_s = _POLL_SLICE_S
+        self._fileno = _fileno_of(self._port)
 
     def _close(self) -> None:
         if self._port is not None:
@@ -373,7 +388,6 @@ class SerialTransport(Transport):
 
         try:
             self._port.write(data)
-            self._port.flush()
         except serial.SerialTimeoutException as exc:
             raise TransportTimeout("write timed out", address=self.address) from exc
         except (serial.SerialException, OSError) as exc:
@@ -382,21 +396,35 @@ class SerialTransport(Transport):
     def _receive(self, timeout_s: float) -> bytes:
         import serial
 
+        port = self._port
         try:
-            self._port.timeout = timeout_s
-            data = bytes(self._port.read(1))
-            while data:
-                waiting = self._port.in_waiting
-                if not waiting:
-                    break
-                self._port.timeout = 0
-                more = bytes(self._port.read(waiting))
-                if not more:
-                    break
-                data += more
-            return data
+            waiting = port.in_waiting
+            if waiting:
+                return bytes(port.read(waiting))
+            if self._fileno is not None:
+                ready, _, _ = select.select([self._fileno], [], [], timeout_s)
+                if not ready:
+                    return b""
+            elif self._port_timeout_s != timeout_s:
+                port.timeout = self._port_timeout_s = timeout_s
+            # Ready (or waiting up to the timeout): read(1) returns at once with a byte, or
+            # raises when the device reported readiness but vanished (unplugged adapter).
+            data = bytes(port.read(1))
+            waiting = port.in_waiting if data else 0
+            return data + bytes(port.read(waiting)) if waiting else data
         except (serial.SerialException, OSError) as exc:
             raise LinkDown(f"read failed: {exc}", address=self.address) from exc
+
+
+def _fileno_of(port: Any) -> int | None:
+    """The descriptor ``select`` can wait on, or None (Windows ports, ``loop://``, ``sim://``)."""
+    if sys.platform == "win32":
+        return None
+    try:
+        fileno = port.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fileno if isinstance(fileno, int) and fileno >= 0 else None
 
 
 _resource_manager: Any = None
@@ -421,6 +449,7 @@ class VisaTransport(Transport):
         super().__init__(address, **kwargs)
         self._baud_rate = baud_rate
         self._resource: Any = None
+        self._resource_timeout_ms: int | None = None
 
     def _open(self) -> None:
         import pyvisa
@@ -437,6 +466,7 @@ class VisaTransport(Transport):
         if self._baud_rate is not None and hasattr(resource, "baud_rate"):
             resource.baud_rate = self._baud_rate
         self._resource = resource
+        self._resource_timeout_ms = None
 
     def _close(self) -> None:
         if self._resource is not None:
@@ -460,7 +490,10 @@ class VisaTransport(Transport):
 
         try:
             # pyvisa-py treats 0 as "no wait"; keep at least 1 ms so a ready reply is taken.
-            self._resource.timeout = max(1, int(timeout_s * 1000))
+            # Set only on change: on ASRL resources pyvisa-py reconfigures the serial port.
+            timeout_ms = max(1, int(timeout_s * 1000))
+            if timeout_ms != self._resource_timeout_ms:
+                self._resource.timeout = self._resource_timeout_ms = timeout_ms
             return bytes(self._resource.read_raw())
         except pyvisa.errors.VisaIOError as exc:
             if exc.error_code == pyvisa.constants.StatusCode.error_timeout:

@@ -26,6 +26,7 @@ State faults (last ``duration_s`` simulated seconds, or until :meth:`FaultInject
 
 from __future__ import annotations
 
+import bisect
 import enum
 import random
 from dataclasses import dataclass, field, replace
@@ -128,8 +129,9 @@ class FaultInjector:
             raise RuntimeError("attach the injector to a personality first")
         with p.lock:
             if fault.at_s is not None and fault.at_s > p.clock.now():
-                self._scheduled.append(fault)
-                self._scheduled.sort(key=lambda f: f.at_s or 0.0)
+                # Binary insertion keeps the schedule in time order without re-sorting it per
+                # fault (a soak queues thousands); equal times keep their injection order.
+                bisect.insort_right(self._scheduled, fault, key=lambda f: f.at_s or 0.0)
             else:
                 self._activate(p, fault, p.clock.now())
 

@@ -97,13 +97,21 @@ _FLOAT_FIELDS = frozenset(
 
 
 def check_cell_id(value: Any) -> str:
-    """A usable barcode ID: non-empty text without control characters (kept verbatim)."""
+    """A usable barcode ID: non-empty text without control characters (kept verbatim).
+
+    Path separators and the names ``.``/``..`` are refused too: reports and passports are files
+    named after the cell ID, and ``../x`` must not write outside the output folder.
+    """
     if not isinstance(value, str) or not value.strip():
         raise ValueError("cell ID is empty")
     if len(value) > MAX_ID_LENGTH:
         raise ValueError(f"cell ID is longer than {MAX_ID_LENGTH} characters")
     if _CONTROL.search(value):
         raise ValueError("cell ID contains control characters")
+    if "/" in value or "\\" in value:
+        raise ValueError(f"cell ID {value!r} contains a path separator ('/' or '\\')")
+    if value.strip() in (".", ".."):
+        raise ValueError(f"cell ID {value!r} is not usable as a file name")
     return value
 
 
@@ -231,7 +239,9 @@ def _rows_from_json(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
     try:
         data = json.loads(text.lstrip("\ufeff"), object_pairs_hook=no_duplicates)
-    except (json.JSONDecodeError, RecursionError) as error:
+    except CellDataError:
+        raise
+    except (ValueError, RecursionError) as error:  # ValueError: also over-long integers
         raise CellDataError([(None, "json", f"malformed JSON: {error}")]) from error
     if isinstance(data, dict) and set(data) == {"cells"}:
         data = data["cells"]

@@ -78,6 +78,10 @@ def read_bdf_csv(path: str | Path, flip_current: bool = False) -> LoadedSeries:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as error:
         raise InputFileError(f"{path}: cannot read ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise InputFileError(
+            f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
+        ) from None
     if not text.strip():
         raise InputFileError(f"{path}: empty file")
     delimiter = _sniff(text)
@@ -176,6 +180,10 @@ def read_spectrum_csv(path: str | Path) -> Spectrum:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as error:
         raise InputFileError(f"{path}: cannot read ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise InputFileError(
+            f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
+        ) from None
     delimiter = _sniff(text)
     rows = [
         [c for c in row if c.strip()]
@@ -193,6 +201,13 @@ def read_spectrum_csv(path: str | Path) -> Spectrum:
     if len(rows[0]) < 3:
         raise InputFileError(f"{path}: line 1 needs 3 columns (frequency, real, imaginary)")
     table = _numeric_table(body, [0, 1, 2], ["frequency", "real", "imaginary"], first_line, path)
+    # float() accepts "nan", "inf" and 1e400; a fit on them fails far from the cause.
+    bad = np.flatnonzero(~np.isfinite(table).all(axis=1) | (table[:, 0] <= 0))
+    if len(bad):
+        lines = ", ".join(str(first_line + int(r)) for r in bad[:5])
+        raise InputFileError(
+            f"{path}: line(s) {lines}: frequency must be a positive number and the impedance finite"
+        )
     imag = table[:, 2]
     note = "imaginary column read as Im Z"
     if header is not None and header[2].strip().startswith("-"):

@@ -884,10 +884,20 @@ def record_from_dict(data: Mapping[str, Any]) -> GradingRecord:
     return builder.build()
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _strict_json(text: str) -> Any:
+    """``json.loads`` without NaN/Infinity. Raises ValueError (over-long integers included) or
+    RecursionError (nesting deeper than the interpreter's stack)."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
 def load_record(path: Path) -> GradingRecord:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = _strict_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as error:
         raise RecordError(f"{path}: cannot read a record: {error}") from error
     return record_from_dict(data)
 
@@ -915,8 +925,10 @@ def _read_json(path: Path) -> Any:
     if path.stat().st_size > 10_000_000:
         raise RecordError(f"{path}: larger than 10 MB, refused")
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return _strict_json(path.read_text(encoding="utf-8-sig"))
+    except RecursionError:
+        raise RecordError(f"{path}: JSON nested too deeply, refused") from None
+    except ValueError as error:
         raise RecordError(f"{path}: not valid UTF-8 JSON: {error}") from error
 
 
