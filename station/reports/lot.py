@@ -19,6 +19,7 @@ from station.evaluation import lot_cells
 from station.passport.record import RecordError
 from station.passport.signing import StationKey, sign_document
 from station.passport.stored import StoredRecord, StoredRecordError, file_stem, stored_record
+from station.passport.writer import ExportError, read_only
 from station.reports.batch import render_batch_report, summarise
 from station.reports.certificate import SignatureInfo, render_certificate
 from station.reports.plots import Impedance
@@ -104,6 +105,28 @@ def write_lot_report(
         raise LotReportError(f"lot {lot!r}: {error}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def report_lot(
+    db_path: Path,
+    lot: str,
+    out_dir: Path,
+    key: StationKey,
+    *,
+    station_id: str,
+    originals: Mapping[str, str] | None = None,
+) -> LotReport:
+    """:func:`write_lot_report` on the database at ``db_path``, opened read-only (a report never
+    writes to it); every failure is a :class:`LotReportError` with a one-line message."""
+    try:
+        with read_only(db_path) as conn:
+            return write_lot_report(
+                conn, lot, out_dir, key, station_id=station_id, originals=originals
+            )
+    except ExportError as error:
+        raise LotReportError(str(error)) from None
+    except OSError as error:
+        raise LotReportError(f"{error.filename or out_dir}: {error.strerror}") from None
 
 
 def _stage(
