@@ -44,7 +44,8 @@ class PassportRequest:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One line for the status and the lines of detail (paths written, cells left out)."""
+    """One line for the status (it names the output folder) and the lines of detail (files
+    written, relative to that folder; cells left out, with why)."""
 
     ok: bool
     summary: str
@@ -84,7 +85,8 @@ def make_passport_exporter(
                 hint = f" ({IMPORTS_HINT})"
             return Outcome(False, f"Passport export failed: {error}{hint}")
         tag = " [SIMULATED data]" if result.simulated else ""
-        lines = [str(p) for p in result.paths()]
+        folder = Path(request.folder)
+        lines = [str(p.relative_to(folder)) for p in result.paths()]
         lines += [f"{cell}: not exported: {why}" for cell, why in result.left_out.items()]
         left = f", {len(result.left_out)} left out" if result.left_out else ""
         return Outcome(
@@ -111,10 +113,20 @@ def make_lot_reporter(
         except (ExportError, LotReportError) as error:
             return Outcome(False, f"Lot report failed: {error}")
         tag = " [SIMULATED data]" if written.simulated else ""
-        lines = [str(written.batch_report), str(written.summary_csv)]
-        lines += [str(path) for path in written.certificates.values()]
-        lines += [str(path) for path in written.records.values()]
-        lines += [f"{cell}: no certificate: {why}" for cell, why in written.left_out.items()]
+        files = [written.batch_report, written.summary_csv]
+        files += [*written.certificates.values(), *written.records.values()]
+        lines = [str(path.relative_to(folder)) for path in files if path is not None]
+        # A lot is usually tested a few cells at a time: its cells not graded yet are one line,
+        # any other cell left out is named with why.
+        graded = storage.latest_grades()
+        ungraded = [cell for cell in written.left_out if cell not in graded]
+        lines += [
+            f"{cell}: no certificate: {why}"
+            for cell, why in written.left_out.items()
+            if cell in graded
+        ]
+        if ungraded:
+            lines.append(f"{len(ungraded)} cell(s) of the lot have no stored grade yet")
         return Outcome(
             True,
             f"Lot {lot}{tag}: batch report and {len(written.certificates)} certificate(s) "

@@ -372,6 +372,7 @@ class BatchView(QtWidgets.QWidget):
         self.report_button.clicked.connect(self._choose_report_folder)
         self.export_log = QtWidgets.QPlainTextEdit()
         self.export_log.setReadOnly(True)
+        self.export_log.setLineWrapMode(QtWidgets.QPlainTextEdit.LineWrapMode.NoWrap)
         self.export_log.setPlaceholderText("Files written by passport exports and lot reports")
         self.last_folder = ""
         self.series = QtWidgets.QSpinBox()
@@ -406,7 +407,7 @@ class BatchView(QtWidgets.QWidget):
         matching.addStretch(1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addWidget(self.table, 3)
+        layout.addWidget(self.table, 2)
         layout.addLayout(exports)
         layout.addWidget(self.export_status)
         layout.addLayout(matching)
@@ -462,13 +463,14 @@ class BatchView(QtWidgets.QWidget):
         self.report_button.setEnabled(False)
 
     def show_outcome(self, outcome: Outcome) -> None:
-        """The result of a passport export or lot report: the summary line (red on failure)
-        and the files written."""
+        """The result of a passport export or lot report: the summary line (red on failure),
+        and in the log (newest last, earlier results kept) the files written."""
         self.passports_button.setEnabled(True)
         self.report_button.setEnabled(True)
         self.export_status.setStyleSheet("" if outcome.ok else "color: #c62828")
         self.export_status.setText(outcome.summary)
-        self.export_log.setPlainText("\n".join([outcome.summary, *outcome.lines]))
+        detail = [f"  {line}" for line in outcome.lines]
+        self.export_log.appendPlainText("\n".join([outcome.summary, *detail]))
 
     def set_lots(self, lots: Sequence[str]) -> None:
         current = self.lot.currentText()

@@ -136,15 +136,20 @@ def test_batch_view_exports_passports_and_writes_the_lot_report(
     outcome = done.args[0]
     assert outcome.ok, outcome.summary
     assert "1 certificate(s)" in outcome.summary
+    with station.storage.reader() as conn:
+        (in_lot,) = conn.execute("SELECT COUNT(*) FROM cells WHERE lot = ?", (lot,)).fetchone()
+    assert outcome.lines[-1] == f"{in_lot - 1} cell(s) of the lot have no stored grade yet"
     batch_pdf = report_dir / "batch-report.pdf"
     certificate = report_dir / "certificates" / f"{GOOD_CELL}.pdf"
     signed = report_dir / "records" / f"{GOOD_CELL}.record.signed.json"
     for path in (batch_pdf, certificate, signed, report_dir / "summary.csv"):
-        assert str(path) in outcome.lines
+        assert str(path.relative_to(report_dir)) in outcome.lines
     assert GOOD_CELL in _pdf_text(batch_pdf)
     assert GOOD_CELL in _pdf_text(certificate)
     assert _verified_record(signed, key)["grade"]["grade"] == stored.grade
-    assert batch.export_log.toPlainText().splitlines()[0] == outcome.summary
+    log = batch.export_log.toPlainText().splitlines()
+    assert log[-len(outcome.lines) - 1] == outcome.summary
+    assert log[-1] == f"  {outcome.lines[-1]}"
     assert threading.current_thread().name == "MainThread"
 
 
