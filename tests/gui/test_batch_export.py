@@ -26,7 +26,7 @@ from PySide6 import QtCore
 from station.passport.signing import KEY_ENV, StationKey, verify_bytes
 from tests.gui.test_sim_intake import GOOD_CELL, SimStation, open_station
 from tests.gui.test_window_flow import scan
-from ui.batch_export import PassportRequest
+from ui.batch_export import Outcome, PassportRequest
 from ui.views import PassportDialog
 
 
@@ -78,6 +78,20 @@ def test_batch_view_exports_passports_and_writes_the_lot_report(
     controller, batch = station.window.controller, station.window.batch
     _grade_one_cell(qtbot, station)
     stored = station.storage.latest_grades()[GOOD_CELL]
+
+    threads: list[str] = []
+    export, report = controller.passport_exporter, controller.lot_reporter
+    assert export is not None and report is not None
+
+    def exporting(request: PassportRequest) -> Outcome:
+        threads.append(threading.current_thread().name)
+        return export(request)
+
+    def reporting(lot: str, folder: str) -> Outcome:
+        threads.append(threading.current_thread().name)
+        return report(lot, folder)
+
+    controller.passport_exporter, controller.lot_reporter = exporting, reporting
 
     batch.table.selectRow(0)
     assert batch.selected_cells() == [GOOD_CELL]
@@ -150,6 +164,7 @@ def test_batch_view_exports_passports_and_writes_the_lot_report(
     log = batch.export_log.toPlainText().splitlines()
     assert log[-len(outcome.lines) - 1] == outcome.summary
     assert log[-1] == f"  {outcome.lines[-1]}"
+    assert len(threads) == 4 and all(name.startswith("gui-worker") for name in threads)
     assert threading.current_thread().name == "MainThread"
 
 
