@@ -1,8 +1,9 @@
 """Passport exports and the lot report from the batch view, over the simulator: a cell is
 scanned, run (``second-life-full``: the capacity discharge a passport needs, the pulses the
-certificate's resistance needs) and graded in the window; then the batch view exports its AAS and
-BDF passports and writes the lot report, on workers, through the same station code as
-``station export`` / ``station report``.
+certificate's resistance needs) and graded in the window, with a second cell run on
+``incoming-inspection`` (no pulses); then the batch view exports the first cell's AAS and BDF
+passports and writes the lot report (the second cell listed without a certificate), on
+workers, through the same station code as ``station export`` / ``station report``.
 
 References, independent of the GUI: every signed record verifies against the station key's
 public half (:func:`station.passport.signing.verify_bytes`) and holds the grade stored in the
@@ -48,16 +49,21 @@ def station(qtbot, settings, tmp_path: Path) -> Iterator[SimStation]:
         yield opened
 
 
-def _grade_one_cell(qtbot, station: SimStation) -> None:
+def _grade_two_cells(qtbot, station: SimStation) -> str:
+    """GOOD_CELL scanned and run on ``second-life-full``; ch02's cell, started from the bench,
+    on ``incoming-inspection`` (no pulse step, so no DC resistance). Returns ch02's cell."""
     window, controller = station.window, station.window.controller
+    other = next(cell for cell, channel in controller.positions.items() if channel == "ch02")
+    controller.recipe = "incoming-inspection"
+    controller.start_run("ch02", other)
+    qtbot.waitUntil(lambda: controller.state.channel("ch02").run_id is not None, timeout=30_000)
     controller.recipe = "second-life-full"
     station.place_in_meter(GOOD_CELL)
     with qtbot.waitSignal(controller.intake_result, timeout=30_000):
         scan(qtbot, window, GOOD_CELL)
     qtbot.keyClick(window.intake.field, QtCore.Qt.Key.Key_Return)  # Enter starts assigned cells
-    with qtbot.waitSignal(controller.grade_ready, timeout=300_000):
-        pass
-    qtbot.waitUntil(lambda: window.batch.model.rowCount() == 1, timeout=5000)
+    qtbot.waitUntil(lambda: window.batch.model.rowCount() == 2, timeout=300_000)
+    return other
 
 
 def _verified_record(path: Path, key: StationKey) -> dict:
@@ -76,7 +82,7 @@ def test_batch_view_exports_passports_and_writes_the_lot_report(
     key_file = tmp_path / "station-key.pem"
     monkeypatch.setenv(KEY_ENV, str(key_file))
     controller, batch = station.window.controller, station.window.batch
-    _grade_one_cell(qtbot, station)
+    other = _grade_two_cells(qtbot, station)
     stored = station.storage.latest_grades()[GOOD_CELL]
 
     threads: list[str] = []
@@ -93,7 +99,8 @@ def test_batch_view_exports_passports_and_writes_the_lot_report(
 
     controller.passport_exporter, controller.lot_reporter = exporting, reporting
 
-    batch.table.selectRow(0)
+    cells = [batch.proxy.index(row, 0).data() for row in range(batch.proxy.rowCount())]
+    batch.table.selectRow(cells.index(GOOD_CELL))
     assert batch.selected_cells() == [GOOD_CELL]
     out = tmp_path / "passports"
     for fmt in ("aas", "bdf"):
@@ -152,13 +159,18 @@ def test_batch_view_exports_passports_and_writes_the_lot_report(
     assert "1 certificate(s)" in outcome.summary
     with station.storage.reader() as conn:
         (in_lot,) = conn.execute("SELECT COUNT(*) FROM cells WHERE lot = ?", (lot,)).fetchone()
-    assert outcome.lines[-1] == f"{in_lot - 1} cell(s) of the lot have no stored grade yet"
+    assert outcome.lines[-2].startswith(f"{other}: no certificate: ")
+    assert "no value for 6.7.5#method=dcir" in outcome.lines[-2]
+    assert outcome.lines[-1] == f"{in_lot - 2} cell(s) of the lot have no stored grade yet"
     batch_pdf = report_dir / "batch-report.pdf"
     certificate = report_dir / "certificates" / f"{GOOD_CELL}.pdf"
     signed = report_dir / "records" / f"{GOOD_CELL}.record.signed.json"
     for path in (batch_pdf, certificate, signed, report_dir / "summary.csv"):
         assert str(path.relative_to(report_dir)) in outcome.lines
-    assert GOOD_CELL in _pdf_text(batch_pdf)
+    batch_text = _pdf_text(batch_pdf)
+    assert GOOD_CELL in batch_text
+    assert other in batch_text.split("not in this report", 1)[1]  # listed as left out
+    assert not (report_dir / "certificates" / f"{other}.pdf").exists()
     assert GOOD_CELL in _pdf_text(certificate)
     assert _verified_record(signed, key)["grade"]["grade"] == stored.grade
     log = batch.export_log.toPlainText().splitlines()
