@@ -188,6 +188,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.batch.match_requested.connect(c.match)
         self.batch.export_requested.connect(c.export)
         c.exported.connect(self.batch.export_status.setText)
+        c.lots_ready.connect(self.batch.set_lots)
+        c.batch_exported.connect(self.batch.show_outcome)
+        self.batch.passports_requested.connect(c.export_passports)
+        self.batch.report_requested.connect(c.report_lot)
         c.load_stored_grades()
         refcheck = self.instruments_view.refcheck
         refcheck.check_requested.connect(c.run_reference_check)

@@ -16,6 +16,7 @@ from PySide6 import QtCore
 
 from station.cells import Cell, CellDataError, read_lot_file
 from station.events import Event, RunEnded, RunOutcome, RunStarted, Sample
+from ui.batch_export import Outcome, PassportRequest
 from ui.bridge import EventBridge
 from ui.engine_api import EngineLike, GateResult, GradeProvider, GradeView, HistoryLoader, Screener
 from ui.grading import MatchingView
@@ -53,6 +54,10 @@ class StationController(QtCore.QObject):
     """(lines in words, number of groups, number of cells not matched)."""
     exported = QtCore.Signal(str)
     """What the export wrote, or why it failed, in words."""
+    lots_ready = QtCore.Signal(list)
+    """Names of the lots with stored cells."""
+    batch_exported = QtCore.Signal(object)
+    """The :class:`ui.batch_export.Outcome` of a passport export or lot report."""
     connected = QtCore.Signal(dict)
     """instrument name -> identity text, once the engine has opened and identified them."""
 
@@ -72,6 +77,9 @@ class StationController(QtCore.QObject):
         grades_loader: Callable[[], list[GradeView]] | None = None,
         matcher: Callable[[int, int], MatchingView] | None = None,
         exporter: Callable[[str], list[Path]] | None = None,
+        lots_loader: Callable[[], list[str]] | None = None,
+        passport_exporter: Callable[[PassportRequest], Outcome] | None = None,
+        lot_reporter: Callable[[str, str], Outcome] | None = None,
         record_intake: Callable[[str, dict[str, bool]], object] | None = None,
         parent: QtCore.QObject | None = None,
     ) -> None:
@@ -96,6 +104,13 @@ class StationController(QtCore.QObject):
         """(cell_id, checklist answers) -> stored (blocking; in a worker, after the screen)."""
         self.exporter = exporter
         """folder -> files written with every stored grade (blocking; in a worker)."""
+        self.lots_loader = lots_loader
+        """-> names of the lots with stored cells (blocking; in a worker)."""
+        self.passport_exporter = passport_exporter
+        """request -> signed passport files written, in words (blocking; in a worker)."""
+        self.lot_reporter = lot_reporter
+        """(lot, folder) -> batch report and certificates written, in words (blocking; in a
+        worker)."""
         self.lot: dict[str, Cell] = {}
         """Cells of the imported lot(s) by ID; a scan of one of them shows its lot and rating."""
         self.state = BenchState(channel_ids)
@@ -225,6 +240,12 @@ class StationController(QtCore.QObject):
             on_done=self.stored_grades.emit,
             on_error=lambda exc: self.status.emit(f"Reading stored grades failed: {exc}"),
         )
+        if self.lots_loader is not None:
+            self.workers.submit(
+                self.lots_loader,
+                on_done=self.lots_ready.emit,
+                on_error=lambda exc: self.status.emit(f"Reading lots failed: {exc}"),
+            )
 
     def match(self, series: int, parallel: int) -> None:
         """Matched groups for an SsPp pack, computed in a worker."""
@@ -253,6 +274,28 @@ class StationController(QtCore.QObject):
                 "Exported: " + ", ".join(str(p) for p in paths)
             ),
             on_error=lambda exc: self.exported.emit(f"Export failed: {exc}"),
+        )
+
+    def export_passports(self, request: PassportRequest) -> None:
+        """Write the signed passport exports of ``request`` in a worker."""
+        self._batch_job(self.passport_exporter, "passport export", request)
+
+    def report_lot(self, lot: str, folder: str) -> None:
+        """Write the lot's batch report, certificates and signed records in a worker."""
+        self._batch_job(self.lot_reporter, "lot report", lot, folder)
+
+    def _batch_job(self, job: Callable[..., Outcome] | None, what: str, *args: Any) -> None:
+        if job is None:
+            self.batch_exported.emit(Outcome(False, f"no storage attached: no {what}"))
+            return
+        self.workers.submit(
+            job,
+            *args,
+            on_done=self.batch_exported.emit,
+            # The jobs turn expected failures into an Outcome; this is for the unexpected.
+            on_error=lambda exc: self.batch_exported.emit(
+                Outcome(False, f"{what} failed: {type(exc).__name__}: {exc}")
+            ),
         )
 
     def run_reference_check(self, cell_id: str) -> None:

@@ -22,9 +22,16 @@ from station.simbench import SimulatedBench
 from station.storage import Storage
 from ui.adapters import instruments_from_bench, recipe_info, storage_history
 from ui.app import APP_NAME, ORGANISATION, MainWindow
+from ui.batch_export import make_lot_reporter, make_passport_exporter
 from ui.controller import StationController
 from ui.engine_api import EngineLike, GateResult
-from ui.grading import export_grades, make_grade_provider, matching_groups, stored_grade_views
+from ui.grading import (
+    export_grades,
+    lot_names,
+    make_grade_provider,
+    matching_groups,
+    stored_grade_views,
+)
 from ui.refcheck import ReferenceCell, ReferenceChecker, load_reference_cells
 from ui.screening import make_screener
 
@@ -44,8 +51,12 @@ def build_station_window(
     settings: QtCore.QSettings | None = None,
     reference_cells: Sequence[ReferenceCell] = (),
     profile: str = DEFAULT_PROFILE,
+    key_path: Path | None = None,
 ) -> MainWindow:
-    """The main window wired to ``engine`` and ``storage`` for ``bench`` (not yet connected)."""
+    """The main window wired to ``engine`` and ``storage`` for ``bench`` (not yet connected).
+
+    ``key_path``: the station signing key for passports and reports (default:
+    $STATION_KEY_FILE or the user data directory, created on first use)."""
     names = list(recipes if recipes is not None else recipe_names())
     if recipe not in names:
         raise ValueError(f"recipe {recipe!r} is not one of {', '.join(names)}")
@@ -94,6 +105,9 @@ def build_station_window(
             storage, grading_profile, lot=None, series=series, parallel=parallel
         ),
         exporter=lambda folder: export_grades(storage, folder),
+        lots_loader=lambda: list(lot_names(storage)),
+        passport_exporter=make_passport_exporter(storage, key_path=key_path),
+        lot_reporter=make_lot_reporter(storage, key_path=key_path),
         record_intake=lambda cell_id, facts: storage.record_intake(
             cell_id, facts, who=operator, why="intake scan"
         ),
@@ -127,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--reference-cells", help="TOML file of reference cells for the daily check"
+    )
+    parser.add_argument(
+        "--key",
+        help="station signing key for passports and reports (default: $STATION_KEY_FILE or the "
+        "user data folder; created on first use)",
     )
     parser.add_argument(
         "--speed", type=float, default=60.0, help="with --sim: simulated seconds per wall second"
@@ -171,6 +190,7 @@ def open_simulated_bench(args: argparse.Namespace, settings: QtCore.QSettings) -
                 load_reference_cells(args.reference_cells) if args.reference_cells else ()
             ),
             profile=args.profile,
+            key_path=Path(args.key) if args.key else None,
         )
     except BaseException:
         storage.close()
@@ -242,6 +262,7 @@ def open_bench(args: argparse.Namespace, settings: QtCore.QSettings) -> QtWidget
         settings=settings,
         reference_cells=references,
         profile=args.profile,
+        key_path=Path(args.key) if args.key else None,
     )
     settings.setValue("bench/last_path", str(bench_path))
     window.after_shutdown.append(storage.close)

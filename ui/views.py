@@ -8,6 +8,8 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from station.passport.writer import FORMATS, NEEDS_IMPORTS
+from ui.batch_export import Outcome, PassportRequest
 from ui.engine_api import GradeView, InstrumentInfo, RecipeInfo
 from ui.refcheck import RefCheckPanel
 from ui.state import format_duration, grade_colour
@@ -212,6 +214,117 @@ class BatchResultsModel(QtCore.QAbstractTableModel):
         self.endInsertRows()
 
 
+class PassportDialog(QtWidgets.QDialog):
+    """Format, cells (selected or every graded one), output folder and, for idta / catenax, the
+    BMS read-out and datasheet files with the values the station does not measure."""
+
+    FORMAT_WORDS = {
+        "idta": "IDTA-02035 Parts 5, 4, 1 (signed JSON)",
+        "catenax": "Catena-X 6.1.0 performance.dynamic (signed JSON)",
+        "aas": "AAS JSON + AASX package",
+        "bdf": "Battery Data Format CSV + metadata",
+        "csv": "station CSV + metadata",
+    }
+
+    def __init__(
+        self, selected: Sequence[str], folder: str = "", parent: QtWidgets.QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export passports")
+        self.selected = tuple(selected)
+        self.format = QtWidgets.QComboBox()
+        for fmt in FORMATS:
+            self.format.addItem(f"{fmt}: {self.FORMAT_WORDS[fmt]}", fmt)
+        self.format.setCurrentIndex(FORMATS.index("aas"))
+        self.only_selected = QtWidgets.QRadioButton(f"Selected cells ({len(self.selected)})")
+        self.all_graded = QtWidgets.QRadioButton("Every graded cell")
+        (self.only_selected if self.selected else self.all_graded).setChecked(True)
+        self.only_selected.setEnabled(bool(self.selected))
+        self.folder = QtWidgets.QLineEdit(folder)
+        self.bms_readout = QtWidgets.QLineEdit()
+        self.bms_readout.setPlaceholderText("station-bms-readout/1 JSON")
+        self.datasheet = QtWidgets.QLineEdit()
+        self.datasheet.setPlaceholderText("station-datasheet/1 JSON")
+        self.imports_note = QtWidgets.QLabel(
+            "idta and catenax hold values the station does not measure (usage history, rated "
+            "values, nameplate): pick the cells' BMS read-out and datasheet."
+        )
+        self.imports_note.setWordWrap(True)
+        form = QtWidgets.QFormLayout()
+        form.addRow("Format", self.format)
+        cells = QtWidgets.QVBoxLayout()
+        cells.addWidget(self.only_selected)
+        cells.addWidget(self.all_graded)
+        form.addRow("Cells", cells)
+        form.addRow("Output folder", self._with_browse(self.folder, folder=True))
+        form.addRow("BMS read-out", self._with_browse(self.bms_readout, folder=False))
+        form.addRow("Datasheet", self._with_browse(self.datasheet, folder=False))
+        form.addRow(self.imports_note)
+        buttons = QtWidgets.QDialogButtonBox(
+            QtWidgets.QDialogButtonBox.StandardButton.Ok
+            | QtWidgets.QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok).setText("Export")
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        self.problem = QtWidgets.QLabel("")
+        self.problem.setStyleSheet("color: #c62828")
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.problem)
+        layout.addWidget(buttons)
+        self.format.currentIndexChanged.connect(self._format_changed)
+        self._format_changed()
+        self.resize(620, self.sizeHint().height())
+
+    def _with_browse(self, field: QtWidgets.QLineEdit, *, folder: bool) -> QtWidgets.QWidget:
+        box = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(field, 1)
+        browse = QtWidgets.QPushButton("Browse…")
+        row.addWidget(browse)
+
+        def pick() -> None:
+            if folder:
+                chosen = QtWidgets.QFileDialog.getExistingDirectory(self, "Export to")
+            else:
+                chosen, _ = QtWidgets.QFileDialog.getOpenFileName(
+                    self, "Open", "", "JSON (*.json);;All files (*)"
+                )
+            if chosen:
+                field.setText(chosen)
+
+        browse.clicked.connect(pick)
+        return box
+
+    def _format_changed(self) -> None:
+        needs = self.format.currentData() in NEEDS_IMPORTS
+        for widget in (self.bms_readout, self.datasheet, self.imports_note):
+            widget.setEnabled(needs)
+
+    def request(self) -> PassportRequest:
+        fmt = str(self.format.currentData())
+        needs = fmt in NEEDS_IMPORTS
+        return PassportRequest(
+            cell_ids=self.selected if self.only_selected.isChecked() else (),
+            fmt=fmt,
+            folder=self.folder.text().strip(),
+            bms_readout=self.bms_readout.text().strip() if needs else "",
+            datasheet=self.datasheet.text().strip() if needs else "",
+        )
+
+    def _accept(self) -> None:
+        request = self.request()
+        if not request.folder:
+            self.problem.setText("Choose an output folder.")
+            return
+        if request.fmt in NEEDS_IMPORTS and not (request.bms_readout and request.datasheet):
+            self.problem.setText(f"{request.fmt} needs the BMS read-out and the datasheet.")
+            return
+        self.accept()
+
+
 class BatchView(QtWidgets.QWidget):
     """Sortable, filterable batch results table (filter matches cell, grade or bin) from the
     stored grades, and matched groups for an SsPp pack.
@@ -224,6 +337,10 @@ class BatchView(QtWidgets.QWidget):
     match_requested = QtCore.Signal(int, int)
     export_requested = QtCore.Signal(str)
     """A folder to write the stored grades to (CSV and JSON)."""
+    passports_requested = QtCore.Signal(object)
+    """A :class:`ui.batch_export.PassportRequest`."""
+    report_requested = QtCore.Signal(str, str)
+    """(lot, folder) for the batch report PDF, certificates and signed records."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -246,6 +363,17 @@ class BatchView(QtWidgets.QWidget):
         self.export_button.clicked.connect(self._choose_export_folder)
         self.export_status = QtWidgets.QLabel("")
         self.export_status.setWordWrap(True)
+        self.passports_button = QtWidgets.QPushButton("Export passports…")
+        self.passports_button.clicked.connect(self._choose_passports)
+        self.lot = QtWidgets.QComboBox()
+        self.lot.setPlaceholderText("no lot stored")
+        self.report_button = QtWidgets.QPushButton("Write lot report…")
+        self.report_button.clicked.connect(self._choose_report_folder)
+        self.export_log = QtWidgets.QPlainTextEdit()
+        self.export_log.setReadOnly(True)
+        self.export_log.setLineWrapMode(QtWidgets.QPlainTextEdit.LineWrapMode.NoWrap)
+        self.export_log.setPlaceholderText("Files written by passport exports and lot reports")
+        self.last_folder = ""
         self.series = QtWidgets.QSpinBox()
         self.series.setRange(1, 400)
         self.series.setValue(4)
@@ -263,6 +391,12 @@ class BatchView(QtWidgets.QWidget):
         top.addWidget(self.filter, 1)
         top.addWidget(self.refresh_button)
         top.addWidget(self.export_button)
+        exports = QtWidgets.QHBoxLayout()
+        exports.addWidget(self.passports_button)
+        exports.addWidget(QtWidgets.QLabel("Lot:"))
+        exports.addWidget(self.lot)
+        exports.addWidget(self.report_button)
+        exports.addStretch(1)
         matching = QtWidgets.QHBoxLayout()
         matching.addWidget(QtWidgets.QLabel("Pack:"))
         matching.addWidget(self.series)
@@ -271,16 +405,78 @@ class BatchView(QtWidgets.QWidget):
         matching.addStretch(1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addWidget(self.table, 3)
+        layout.addWidget(self.table, 2)
+        layout.addLayout(exports)
         layout.addWidget(self.export_status)
         layout.addLayout(matching)
-        layout.addWidget(self.groups, 1)
+        bottom = QtWidgets.QHBoxLayout()
+        bottom.addWidget(self.groups, 1)
+        bottom.addWidget(self.export_log, 1)
+        layout.addLayout(bottom, 1)
 
     def _choose_export_folder(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export results to")
         if folder:
             self.export_status.setText(f"Exporting to {folder}…")
             self.export_requested.emit(folder)
+
+    def selected_cells(self) -> list[str]:
+        """Cell IDs of the selected rows, in table order."""
+        rows = sorted(
+            self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()
+        )
+        return [self.model.rows[row].cell_id for row in rows]
+
+    def _choose_passports(self) -> None:
+        dialog = PassportDialog(self.selected_cells(), self.last_folder, self)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            self.request_passports(dialog.request())
+
+    def request_passports(self, request: PassportRequest) -> None:
+        """Ask for ``request`` and show that it is running (the dialog's accept path)."""
+        self.last_folder = request.folder
+        cells = f"{len(request.cell_ids)} cell(s)" if request.cell_ids else "every graded cell"
+        self._busy(f"Exporting {request.fmt} passports of {cells} to {request.folder}…")
+        self.passports_requested.emit(request)
+
+    def _choose_report_folder(self) -> None:
+        lot = self.lot.currentText()
+        if not lot:
+            self.export_status.setText("No lot stored: nothing to report.")
+            return
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, f"Write lot {lot} report to")
+        if folder:
+            self.request_report(lot, folder)
+
+    def request_report(self, lot: str, folder: str) -> None:
+        """Ask for lot ``lot``'s report into ``folder`` and show that it is running."""
+        self.last_folder = folder
+        self._busy(f"Writing the report of lot {lot} to {folder}…")
+        self.report_requested.emit(lot, folder)
+
+    def _busy(self, text: str) -> None:
+        self.export_status.setStyleSheet("")
+        self.export_status.setText(text)
+        self.passports_button.setEnabled(False)
+        self.report_button.setEnabled(False)
+
+    def show_outcome(self, outcome: Outcome) -> None:
+        """The result of a passport export or lot report: the summary line (red on failure),
+        and in the log (newest last, earlier results kept) the files written."""
+        self.passports_button.setEnabled(True)
+        self.report_button.setEnabled(True)
+        self.export_status.setStyleSheet("" if outcome.ok else "color: #c62828")
+        self.export_status.setText(outcome.summary)
+        detail = [f"  {line}" for line in outcome.lines]
+        self.export_log.appendPlainText("\n".join([outcome.summary, *detail]))
+
+    def set_lots(self, lots: Sequence[str]) -> None:
+        current = self.lot.currentText()
+        self.lot.clear()
+        self.lot.addItems(list(lots))
+        # With a placeholder the combo selects nothing by itself: keep the lot chosen before,
+        # else the first.
+        self.lot.setCurrentIndex(max(self.lot.findText(current), 0) if lots else -1)
 
     def _match(self) -> None:
         self.groups.setPlainText("Building groups…")

@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import sqlite3
 from pathlib import Path
 
-from station.cli.cmd_export import DEFAULT_STATION_ID, load_key
 from station.cli.common import default_db_path, print_json
 from station.cli.main import CommandError
-from station.reports.lot import LotReportError, write_lot_report
+from station.passport.writer import DEFAULT_STATION_ID, ExportError, load_key
+from station.reports.lot import LotReportError, report_lot
 
 ORIGINALS_COLUMNS = ("cell_id", "original_passport_id")
 
@@ -87,23 +86,13 @@ def run(args: argparse.Namespace) -> int:
     originals = read_originals(args.originals) if args.originals else {}
     if not db_path.is_file():
         raise CommandError(f"database {db_path} does not exist; give --db")
-    key = load_key(args.key)
     try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    except sqlite3.Error as error:
-        raise CommandError(f"database {db_path}: {error}") from None
-    try:
-        report = write_lot_report(
-            conn, args.lot, args.out, key, station_id=args.station_id, originals=originals
+        key = load_key(args.key)
+        report = report_lot(
+            db_path, args.lot, args.out, key, station_id=args.station_id, originals=originals
         )
-    except LotReportError as error:
+    except (ExportError, LotReportError) as error:
         raise CommandError(f"{error}; nothing was written") from None
-    except sqlite3.Error as error:
-        raise CommandError(f"database {db_path}: {error}") from None
-    except OSError as error:
-        raise CommandError(f"{error.filename or args.out}: {error.strerror}") from None
-    finally:
-        conn.close()
     if args.json:
         print_json(
             {

@@ -1,9 +1,10 @@
 """Reports of a stored lot: the batch report PDF, one certificate PDF per graded cell with its
 signed record, and the summary CSV, all built from the database (:mod:`station.passport.stored`).
 
-Cells without a stored grade, or graded into a bin without their original passport's ID, get no
-certificate; :class:`LotReport` lists them with the reason. Files are staged in a temporary
-folder inside the output folder and moved into place only when every one was written.
+Cells without a stored grade, graded into a bin without their original passport's ID, or whose
+run lacks a figure the reports show (no pulse step: no DC resistance) get no certificate;
+:class:`LotReport` lists them with the reason. Files are staged in a temporary folder inside the
+output folder and moved into place only when every one was written.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from station.evaluation import lot_cells
 from station.passport.record import RecordError
 from station.passport.signing import StationKey, sign_document
 from station.passport.stored import StoredRecord, StoredRecordError, file_stem, stored_record
+from station.passport.writer import ExportError, read_only
 from station.reports.batch import render_batch_report, summarise
 from station.reports.certificate import SignatureInfo, render_certificate
 from station.reports.plots import Impedance
-from station.reports.summary import write_csv
+from station.reports.summary import summary_rows, write_csv
 
 BATCH_REPORT = "batch-report.pdf"
 SUMMARY_CSV = "summary.csv"
@@ -106,6 +108,28 @@ def write_lot_report(
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def report_lot(
+    db_path: Path,
+    lot: str,
+    out_dir: Path,
+    key: StationKey,
+    *,
+    station_id: str,
+    originals: Mapping[str, str] | None = None,
+) -> LotReport:
+    """:func:`write_lot_report` on the database at ``db_path``, opened read-only (a report never
+    writes to it); every failure is a :class:`LotReportError` with a one-line message."""
+    try:
+        with read_only(db_path) as conn:
+            return write_lot_report(
+                conn, lot, out_dir, key, station_id=station_id, originals=originals
+            )
+    except ExportError as error:
+        raise LotReportError(str(error)) from None
+    except OSError as error:
+        raise LotReportError(f"{error.filename or out_dir}: {error.strerror}") from None
+
+
 def _stage(
     records: list[StoredRecord],
     lot: str,
@@ -117,24 +141,40 @@ def _stage(
     report = LotReport(lot=lot, simulated=simulated, left_out=left_out)
     (staging / CERTIFICATES).mkdir()
     (staging / RECORDS).mkdir()
+    reported: list[StoredRecord] = []
     for stored in records:
         record = stored.record
         cell_id = record.cell.serial_number
         stem = file_stem(cell_id)
         signed = sign_document(record.to_dict(), key)
+        try:
+            # The figures the summary and batch report show (summary_rows reads them all): a
+            # run without one (no pulse step, so no DC resistance) leaves that cell out
+            # instead of failing the whole lot.
+            summary_rows([record])
+            certificate = render_certificate(
+                record,
+                stored.raw,
+                staging / CERTIFICATES / f"{stem}.pdf",
+                signature=SignatureInfo.from_signed(signed),
+                discharge_step=stored.discharge_step,
+                pulse_step=stored.pulse_step,
+                impedance=None if stored.spectrum is None else Impedance(*stored.spectrum),
+            )
+        except RecordError as error:
+            left_out[cell_id] = f"{error}: its run lacks a figure the report shows"
+            continue
         path = staging / RECORDS / f"{stem}.record.signed.json"
         path.write_bytes(signed)
         report.records[cell_id] = path
-        report.certificates[cell_id] = render_certificate(
-            record,
-            stored.raw,
-            staging / CERTIFICATES / f"{stem}.pdf",
-            signature=SignatureInfo.from_signed(signed),
-            discharge_step=stored.discharge_step,
-            pulse_step=stored.pulse_step,
-            impedance=None if stored.spectrum is None else Impedance(*stored.spectrum),
+        report.certificates[cell_id] = certificate
+        reported.append(stored)
+    if not reported:
+        raise LotReportError(
+            f"no cell of lot {lot!r} can be reported: "
+            + "; ".join(f"{c}: {why}" for c, why in sorted(left_out.items()))
         )
-    plain = [s.record for s in records]
+    plain = [s.record for s in reported]
     title = f"{lot} [SIMULATED]" if simulated else lot
     report.batch_report = render_batch_report(
         summarise(plain, lot=title), staging / BATCH_REPORT, left_out

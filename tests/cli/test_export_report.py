@@ -266,3 +266,28 @@ def test_report_errors_write_nothing(
     monkeypatch.setenv("STATION_DB", str(tmp_path / "absent.db"))
     missing = cli("report", "--lot", LOT, "--out", out)
     assert missing.returncode == 2 and "absent.db does not exist" in missing.stderr
+
+
+def test_several_cells_export_together_and_the_ungradable_are_listed(
+    run_db: Path, tmp_path: Path
+) -> None:
+    """The API the GUI's batch export calls: the graded cells are written, C4 (stored without a
+    grade) is left out with why; when no cell can be exported, nothing is written."""
+    from station.passport.signing import verify_bytes
+    from station.passport.writer import ExportError, export_cells
+
+    key = StationKey.generate()
+    out = tmp_path / "several"
+    result = export_cells(run_db, [*CELLS, "C4"], "csv", out, key)
+    assert list(result.files) == list(CELLS)
+    assert list(result.left_out) == ["C4"] and "no stored grade" in result.left_out["C4"]
+    assert sorted(p.name for p in result.paths()) == _files(out)
+    for cell in CELLS:
+        signed = (out / f"{cell}.record.signed.json").read_bytes()
+        verified = verify_bytes(signed, [key.public_key])
+        assert verified.ok, verified.problems
+        assert verified.document["record_id"] == result.records[cell].record_id
+    empty = tmp_path / "none"
+    with pytest.raises(ExportError, match="no cell could be exported"):
+        export_cells(run_db, list(CELLS), "idta", empty, key)
+    assert _files(empty) == []

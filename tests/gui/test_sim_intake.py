@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,9 +49,11 @@ class SimStation:
         return meter
 
 
-@pytest.fixture
-def station(qtbot, settings, tmp_path: Path) -> Iterator[SimStation]:
-    with inprocess_bench(speed=60.0, seed=SEED) as sim:
+@contextmanager
+def open_station(qtbot, settings, tmp_path: Path, *, speed: float = 60.0) -> Iterator[SimStation]:
+    """The window ``station gui --sim`` builds, on an in-process simulator at ``speed``
+    simulated seconds per wall second, connected; closed cleanly on exit."""
+    with inprocess_bench(speed=speed, seed=SEED) as sim:
         clock = sim.launch.clock()
         storage = Storage(tmp_path / "station.db", clock, batch_interval_s=0.1)
         engine = Engine(sim.config, storage, clock, operator="gui-test")
@@ -70,6 +73,12 @@ def station(qtbot, settings, tmp_path: Path) -> Iterator[SimStation]:
         if window.isVisible():
             window.close()
         assert window.shutdown_clean is True
+
+
+@pytest.fixture
+def station(qtbot, settings, tmp_path: Path) -> Iterator[SimStation]:
+    with open_station(qtbot, settings, tmp_path) as opened:
+        yield opened
 
 
 def test_scan_screens_the_cell_and_assigns_or_quarantines(qtbot, station: SimStation) -> None:
