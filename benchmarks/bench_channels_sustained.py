@@ -4,10 +4,10 @@ Run: ``.venv/bin/python -m benchmarks.bench_channels_sustained [--rate 10] [--se
 Issue 10 target: at least 256 channels at 10 Hz, stored and graded live on 2 cores, with CPU to
 spare; reported with the CPU the station uses per 1,000 samples/s.
 
-For each bench size (doubling from 64 channels) the simulator runs in its own process
-(``python -m hardware_sim`` with that many channels in cabinets of at most 64, each cabinet its
-own TCP endpoint as in a lab, on a real-time clock), and this process runs the real engine (one
-worker per cabinet) and storage over TCP: every channel rests while
+For each bench size (doubling from 64 channels) the channels sit in cabinets of at most 64, each
+served by its own simulator process (``python -m hardware_sim``, real-time clock), as each
+cabinet of a lab is its own machine; this process runs the real engine (one worker per cabinet)
+and storage over TCP: every channel rests while
 recording at ``--rate`` Hz for ``--seconds``, each poll fetching the samples recorded since the
 last. Runs are started one after another; once all record, the engine is measured for
 ``--seconds`` of steady state. The bench is kept up with when, over that window, the 99th
@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,29 +55,22 @@ def cabinets(channels: int) -> list[int]:
     return [CABINET_CHANNELS] * full + ([rest] if rest else [])
 
 
-def sim_description(channels: int) -> str:
-    devices = "".join(
-        f'[[device]]\nkind = "neware-bts"\nname = "cab{k + 1}"\nchannels = {n}\n\n'
-        for k, n in enumerate(cabinets(channels))
-    )
+def sim_description(index: int, size: int) -> str:
+    """One simulated cabinet ``cab<index+1>`` of ``size`` channels, its own lot seed."""
     return f"""
 [bench]
-seed = 11
+seed = {11 + index}
 speed = 1.0
 
 [lot]
 preset = "new-cells"
-cells = {channels + 8}
+cells = {size + 8}
 defect_share = 0.0
 
-{devices}
 [[device]]
-kind = "bt3562"
-name = "acir"
-
-[[device]]
-kind = "bt4560"
-name = "eis"
+kind = "neware-bts"
+name = "cab{index + 1}"
+channels = {size}
 """
 
 
@@ -153,20 +146,29 @@ def simulator(description: Path) -> Iterator[tuple[SimLaunch, int]]:
 
 
 def trial(channels: int, rate_hz: float, seconds: float, work: Path) -> dict[str, float]:
-    description = work / f"sim-{channels}.toml"
-    description.write_text(sim_description(channels))
     recipe = loads_recipe(recipe_text(rate_hz, RUN_S), source="bench-sustained")
-    with simulator(description) as (launch, sim_pid):
+    with ExitStack() as stack:
+        sims = []
+        for index, size in enumerate(cabinets(channels)):
+            description = work / f"sim-{channels}-{index + 1}.toml"
+            description.write_text(sim_description(index, size))
+            sims.append(stack.enter_context(simulator(description)))
+        launches = [launch for launch, _pid in sims]
+        endpoints = {
+            name: address for launch in launches for name, address in launch.endpoints.items()
+        }
         config = loads_bench(bench_text(channels), source="bench-sustained")
         config = replace(
             config,
             instruments={
-                name: replace(instrument, address=launch.endpoints[name])
+                name: replace(instrument, address=endpoints[name])
                 for name, instrument in config.instruments.items()
             },
         )
         db = work / f"run-{channels}.sqlite"
-        clock = launch.clock()
+        # Each simulator runs at real time; sample times are the station clock at step start
+        # plus the cabinet's test time, so one station clock serves every cabinet.
+        clock = launches[0].clock()
         storage = Storage(db, clock)
         engine = Engine(config, storage, clock, operator="bench")
         lags: list[float] = []
@@ -179,7 +181,7 @@ def trial(channels: int, rate_hz: float, seconds: float, work: Path) -> dict[str
         engine.subscribe(lag)
         try:
             engine.connect()
-            placed = [(c, ch) for c, ch in sim_lot(launch, config) if ch][:channels]
+            placed = [(c, ch) for launch in launches for c, ch in sim_lot(launch, config) if ch]
             storage.add_cells([c for c, _ in placed], who="bench", why="sustained-rate bench")
             start_wall = time.perf_counter()
             for cell, channel in placed:
@@ -189,10 +191,10 @@ def trial(channels: int, rate_hz: float, seconds: float, work: Path) -> dict[str
             # Steady state: every channel records; measure over the next ``seconds``.
             window.append(clock.now())
             cpu0, wall0 = time.process_time(), time.perf_counter()
-            sim_cpu0 = process_cpu_s(sim_pid)
+            sim_cpu0 = sum(process_cpu_s(pid) for _launch, pid in sims)
             time.sleep(seconds)
             cpu_s = time.process_time() - cpu0
-            sim_cpu_s = process_cpu_s(sim_pid) - sim_cpu0
+            sim_cpu_s = sum(process_cpu_s(pid) for _launch, pid in sims) - sim_cpu0
             wall_s = time.perf_counter() - wall0
             window_end = clock.now()
             engine.stop_all("benchmark window over")
