@@ -77,7 +77,7 @@ def test_malformed_lists_are_rejected_with_a_named_problem(
 
 
 @pytest.mark.parametrize(
-    "cell_id", ["'; DROP TABLE cells; --", '=HYPERLINK("evil.example")', "+1", "-2", "@SUM(A1)", 'A"B']
+    "cell_id", ["'; DROP TABLE cells; --", '=HYPERLINK("x")', "+1", "-2", "@SUM(A1)", 'A"B']
 )
 def test_hostile_ids_are_kept_verbatim(cell_id: str) -> None:
     cell = cell_from_mapping({"cell_id": cell_id})
