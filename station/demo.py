@@ -552,14 +552,24 @@ def run_demo(
     key = StationKey.load_or_create(out / "keys" / "demo-station-key.pem")
     result.key_path = key.path
     records: list[GradingRecord] = []
+    left_out: dict[str, str] = {}
     for cell_id, run_id in runs.items():
         m, grade = graded.metrics_of(cell_id), graded.grade_of(cell_id)
         run = run_data(result.db_path, run_id)
+        nan = math.nan
         if m is None or grade is None:
             why = graded.not_graded.get(cell_id, "not graded")
-            nan = math.nan
             result.rows.append(
                 DemoRow(cell_id, run.chemistry, nan, nan, nan, nan, nan, "NOT GRADED", why)
+            )
+            continue
+        if cell_id in graded.stopped:
+            # The run stopped before the reference test: a decision, but no figures to certify.
+            reason = main_reason(grade, profile)
+            left_out[cell_id] = f"{grade.outcome}: {reason} (no passport: run {run.outcome})"
+            acir = _value(m, "acir_ohm")
+            result.rows.append(
+                DemoRow(cell_id, run.chemistry, nan, nan, nan, acir, nan, grade.outcome, reason)
             )
             continue
         started = _when(w0_s, t0_s, float(run.t_s[0]))
@@ -598,7 +608,7 @@ def run_demo(
         )
     if records:
         summary = summarise(records, lot=f"SIM-LOT seed {options.seed} [SIMULATED]")
-        result.report_pdf = render_batch_report(summary, out / "batch-report.pdf")
+        result.report_pdf = render_batch_report(summary, out / "batch-report.pdf", left_out)
         result.summary_csv = write_csv(records, out / "summary.csv")
     result.wall_s = time.monotonic() - wall0
     return result
