@@ -17,7 +17,9 @@ end asked:
   instrument fault) is graded too (:func:`stopped_grade`): the station's stop rule and the
   profile's gates on what was measured decide QUARANTINE or RETEST with the reason; only a cell
   never measured stays without a grade;
-- :func:`main_reason` gives the words of what decided a grade.
+- :func:`main_reason` gives the words of what decided a grade;
+- the lot's open follow-ups (a self-discharge re-measurement not taken yet) come with the grades,
+  with their due times (``LotGrades.followups``).
 
 Units: times in s (``t_s`` is the station clock), voltages V, currents A (positive charges the
 cell), resistances ohm, K-value mV/day, hold length days.
@@ -49,7 +51,7 @@ from station.grading.profiles import (
 from station.grading.results import CellMetrics, Figure, Grade, RuleResult, Verdict
 from station.grading.soh import Reference
 from station.grading.timeseries import TimeSeries
-from station.storage import GradeEntry, Storage
+from station.storage import FollowUp, GradeEntry, Storage, open_followups
 from station.storage.schema import SEQ_BITS, SEQ_LIMIT
 
 # Standard uncertainties of the figures the station reads rather than computes: the cycler's
@@ -135,6 +137,7 @@ class LotGrades:
     report: LotReport
     not_graded: dict[str, str]  # cell_id -> why it has no grade
     stopped: dict[str, str] = field(default_factory=dict)
+    followups: list[FollowUp] = field(default_factory=list)  # open ones, earliest due first
 
     def grade_of(self, cell_id: str) -> Grade | None:
         return next((g for g in self.grades if g.cell_id == cell_id), None)
@@ -531,6 +534,7 @@ def grade_lot(
                     continue
                 stops.append((run, stop))
             chosen[cell_id] = run_id
+        followups = open_followups(conn, ids)
     metrics = [metrics_for_run(run) for run in data]
     grades, report = _grade(metrics, profile) if metrics else ([], lot_report([], profile))
     stopped: dict[str, str] = {}
@@ -539,7 +543,7 @@ def grade_lot(
         metrics.append(figures)
         grades.append(grade)
         stopped[run.cell_id] = run.outcome
-    return LotGrades(profile, lot, chosen, metrics, grades, report, not_graded, stopped)
+    return LotGrades(profile, lot, chosen, metrics, grades, report, not_graded, stopped, followups)
 
 
 def _last_run(conn: sqlite3.Connection, cell_id: str) -> str | None:

@@ -212,6 +212,13 @@ def test_k_value_is_the_hold_ocv_drop_over_its_days(demo: Demo) -> None:
                 (cell_id, ended.fetchone()[0]),
             ).fetchall()
             assert len(ocv) == 2
+            # The first hold reading scheduled the self-discharge follow-up; the second, after
+            # the skipped days, closed it and scheduled none.
+            follow = conn.execute(
+                "SELECT due_t_s, done_run_pk FROM followups WHERE cell_id = ?", (cell_id,)
+            ).fetchall()
+            assert len(follow) == 1 and follow[0][1] is not None
+            assert ocv[1][0] >= follow[0][0]
             (t1, first), (t2, last) = ocv
             days = (t2 - t1) / 86400.0
             assert days >= 7.0
