@@ -8,15 +8,18 @@ the trip's limit, value and threshold are the ``LimitTripped`` event's.
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from station.cells import Cell
 from station.clock import ManualClock
-from station.evaluation import STOP_RULE, grade_entries, grade_lot, main_reason
+from station.evaluation import STOP_RULE, grade_entries, grade_lot, main_reason, store_grades
 from station.events import Fault, LimitTripped, RunEnded, RunOutcome
 from station.grading.profiles import load_profile
+from station.reports.lot import lot_records
 from station.storage import Storage
 from tests.evaluation.storedlot import FACTS, RATED_AH, T0, Spec, _Run, rows_for, store_lot
 
@@ -136,3 +139,20 @@ def test_stopped_cells_stay_out_of_the_lot_statistics_and_are_stored(lot_db: Pat
     assert entries["TRIP"].grade == "QUARANTINE" and entries["TRIP"].bin == ""
     assert entries["REV"].run_ids == ("run-REV",)
     assert entries["REV"].explanation["figures"]["ocv_v"]["value"] == REVERSED_V  # type: ignore[index]
+
+
+def test_lot_report_lists_a_stopped_cell_with_its_decision(lot_db: Path, tmp_path: Path) -> None:
+    db = tmp_path / "graded.db"
+    shutil.copy(lot_db, db)
+    storage = Storage(db, ManualClock(T0 + 300_000.0), batch_interval_s=0.05)
+    try:
+        store_grades(
+            storage, grade_lot(storage, load_profile("second-life")), operator="t", why="t"
+        )
+    finally:
+        storage.close()
+    with sqlite3.connect(db) as conn:
+        _, left_out = lot_records(conn, "L1", station_id="test", originals={})
+    assert left_out["TRIP"].startswith("QUARANTINE: run stopped by the voltage_max limit")
+    assert left_out["FAULT"].startswith("RETEST: instrument fault")
+    assert "no stored grade" in left_out["CAL"]
