@@ -161,7 +161,9 @@ def trip_batch(
         if trip.limit != trial.kind:
             # The lot's own defects (e.g. a self-heating cell tripping dT/dt) may trip first:
             # a real trip, but not the seeded one, so it is not counted.
-            assert trip.t_s < trial.fault_at_s and trip.limit in stored.get(run_id, ()), trip
+            # (trip.t_s is on the station's Unix-time clock, fault_at_s on the simulator's.)
+            fault_at_unix_s = trial.fault_at_s + sim.cabinet.clock.epoch_s
+            assert trip.t_s < fault_at_unix_s and trip.limit in stored.get(run_id, ()), trip
             continue
         assert trip.threshold == pytest.approx(trial.threshold)
         assert stored[run_id] == (trip.limit, trip.value, trip.threshold)
