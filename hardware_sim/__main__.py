@@ -1,4 +1,5 @@
-"""``python -m hardware_sim --bench <preset or TOML> [--speed X] [--seed S] [--cells N] [--pty]``
+"""``python -m hardware_sim --bench <preset or TOML> [--speed X] [--seed S] [--cells N] [--start T]
+[--pty]``
 
 Starts a simulated bench, prints ONE JSON document on stdout (devices and their endpoints, the
 clock parameters, the lot of cells and who holds each, the control port), then serves until
@@ -7,7 +8,7 @@ SIGINT or SIGTERM and exits 0. Bad arguments exit 2 with the problem on stderr.
 The document (one line of JSON)::
 
     {"simulated": true, "seed": 7,
-     "clock": {"t0_s": 0.0, "w0_s": 1795322578.41, "speed": 60.0},
+     "clock": {"t0_s": 1795322578.41, "w0_s": 1795322578.41, "speed": 60.0},
      "control": {"tcp_port": 41873},
      "devices": [
        {"name": "acir", "kind": "bt3562", "tcp_port": 36921,
@@ -22,6 +23,8 @@ The document (one line of JSON)::
      "skipped_devices": []}
 
 A station builds ``station.clock.ScaledClock(t0_s=..., w0_s=..., speed=...)`` from ``clock``.
+Simulated time is Unix time: it starts at the wall clock's time of the launch (or ``--start``)
+and runs ``speed`` times faster from there.
 ``held_by`` is ``null`` for cells on the shelf (place them with the control endpoint's
 ``place`` command, see ``hardware_sim.launcher``).
 """
@@ -47,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, help="simulated seconds per wall second")
     parser.add_argument("--seed", type=int, help="seed for the lot, noise and faults")
     parser.add_argument("--cells", type=int, help="number of cells in the lot")
+    parser.add_argument(
+        "--start",
+        type=float,
+        help="simulated Unix time (s) at launch (default: the wall clock's, then accelerated)",
+    )
     parser.add_argument("--pty", action="store_true", help="also serve each device on a pty")
     parser.add_argument("--control-port", type=int, default=0, help="control endpoint port")
     args = parser.parse_args(argv)
@@ -59,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             speed=args.speed,
             cells=args.cells,
             skip_unknown=args.bench in PRESETS,
+            start_s=args.start,
         )
     except ValueError as err:
         print(f"hardware_sim: {err}", file=sys.stderr)

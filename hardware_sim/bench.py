@@ -5,6 +5,7 @@ A bench description is a mapping (a TOML file or a built-in preset)::
     [bench]
     seed = 7          # default 0; the launcher's --seed overrides it
     speed = 60.0      # default 1.0; the launcher's --speed overrides it
+    start_s = 1.8e9   # optional: Unix time the launch stands for (default: wall clock)
 
     [lot]
     preset = "retired-ev"     # a population preset (hardware_sim.population.LOT_PRESETS)
@@ -24,6 +25,7 @@ intake station places them in a meter's fixture).
 from __future__ import annotations
 
 import random
+import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,10 +133,17 @@ def build_bench(
     cells: int | None = None,
     manual: bool = False,
     skip_unknown: bool = False,
+    start_s: float | None = None,
 ) -> Bench:
     """Build every device of ``description`` on one clock and one lot.
 
-    ``seed``/``speed``/``cells`` override the description. ``skip_unknown`` leaves out devices of
+    ``seed``/``speed``/``cells``/``start_s`` override the description (``[bench] start_s``).
+    ``start_s`` is the Unix time the launch stands for on the calendar (``SimClock.epoch_s``):
+    by default a running clock's is the wall clock's time of the launch, so the station's
+    records of a simulated run carry today's date (the launcher publishes the clock in Unix
+    time); a manual clock's is 0 so tests stay deterministic. The simulator itself keeps
+    counting from 0, where float seconds resolve nanoseconds (at 1.8e9 s they resolve only
+    0.24 us, below the tolerances its device loops use). ``skip_unknown`` leaves out devices of
     kinds not registered (a preset may name a kind from a branch not merged yet); they are listed
     in ``Bench.skipped``.
     """
@@ -145,7 +154,11 @@ def build_bench(
         raise ValueError("'device' must be an array of tables ([[device]])")
     seed = int(bench_cfg.get("seed", 0)) if seed is None else seed
     speed = float(bench_cfg.get("speed", 1.0)) if speed is None else speed
-    clock = SimClock(0.0, speed, manual=manual)
+    if start_s is None and "start_s" in bench_cfg:
+        start_s = float(bench_cfg["start_s"])
+    if start_s is None:
+        start_s = 0.0 if manual else time.time()
+    clock = SimClock(0.0, speed, manual=manual, epoch_s=start_s)
 
     known = set(device_kinds())
     wanted = []

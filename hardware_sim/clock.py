@@ -2,6 +2,8 @@
 
 ``t_sim = t0_s + speed * (t_wall - w0_s)``. The station's ``ScaledClock`` is built from the same
 three numbers (the launcher prints them), so both sides agree on simulated time without talking.
+``epoch_s`` places simulated time 0 on the calendar: the launcher publishes ``t0_s + epoch_s``,
+so the station's clock is Unix time while the simulator counts from 0 at full float resolution.
 In manual mode the clock moves only through :meth:`SimClock.advance` (tests), and waiting for a
 simulated instant jumps the clock there instead of sleeping.
 """
@@ -21,7 +23,8 @@ class SimClock:
     ``t0_s``: simulated time at the wall instant ``w0_s`` (wall epoch seconds, taken at creation).
     ``speed``: simulated seconds per wall second, 1 to >= 10,000 (any positive value is accepted up
     to ``MAX_SPEED``). ``manual=True``: time stands still until :meth:`advance` is called.
-    ``wall``: the wall-time source (``time.time``); injectable for tests.
+    ``wall``: the wall-time source (``time.time``); injectable for tests. ``epoch_s``: the Unix
+    time simulated time 0 stands for (0: none; the bench sets the wall time of its launch).
     """
 
     def __init__(
@@ -31,6 +34,7 @@ class SimClock:
         *,
         manual: bool = False,
         wall: Callable[[], float] = time.time,
+        epoch_s: float = 0.0,
     ) -> None:
         if not 0.0 < speed <= MAX_SPEED:
             raise ValueError(f"clock speed must be in (0, {MAX_SPEED:g}], got {speed!r}")
@@ -40,6 +44,7 @@ class SimClock:
         self.t0_s = float(t0_s)
         self.speed = float(speed)
         self.manual = manual
+        self.epoch_s = float(epoch_s)
         self.w0_s = wall()
         self._manual_offset_s = 0.0
 
@@ -108,5 +113,11 @@ class SimClock:
             time.sleep(wall_s)
 
     def describe(self) -> dict[str, float | bool]:
-        """The parameters a station ``ScaledClock`` needs, for the launcher's JSON."""
-        return {"t0_s": self.t0_s, "w0_s": self.w0_s, "speed": self.speed, "manual": self.manual}
+        """The parameters a station ``ScaledClock`` needs, for the launcher's JSON: ``t0_s`` in
+        Unix time (``epoch_s`` added)."""
+        return {
+            "t0_s": self.t0_s + self.epoch_s,
+            "w0_s": self.w0_s,
+            "speed": self.speed,
+            "manual": self.manual,
+        }

@@ -90,9 +90,9 @@ class RunningBench:
             "simulated": True,
             "seed": self.bench.seed,
             "clock": {
-                "t0_s": self.bench.clock.t0_s,
-                "w0_s": self.bench.clock.w0_s,
-                "speed": self.bench.clock.speed,
+                key: value
+                for key, value in self.bench.clock.describe().items()
+                if key in ("t0_s", "w0_s", "speed")
             },
             "control": {"tcp_port": self.control.server_address[1] if self.control else None},
             "devices": devices,

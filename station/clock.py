@@ -1,8 +1,12 @@
 """Time for the station: passed in, never read from ``time.time()`` scattered through the code.
 
-A real bench runs on :class:`SystemClock`. A simulated bench runs on :class:`ScaledClock` with the
-simulator's parameters (``t_sim = t0 + speed * (t_wall - w0)``), so the same engine code runs a
-9-hour test in seconds. Tests step a :class:`ManualClock`.
+Every station time is Unix time in seconds (UTC). A real bench runs on :class:`SystemClock`. A
+simulated bench runs on :class:`ScaledClock` with the simulator's parameters
+(``t_sim = t0 + speed * (t_wall - w0)``; the simulator starts ``t0`` at the wall clock's time of
+its launch), so the same engine code runs a 9-hour test in seconds and its records still carry
+today's date. Simulated time runs ahead of the wall clock; a command that writes to a database
+outside a run (``station grade``) uses :class:`NotBeforeClock`: the wall clock, but never earlier
+than the database's latest record. Tests step a :class:`ManualClock`.
 """
 
 from __future__ import annotations
@@ -59,6 +63,22 @@ class ScaledClock:
         if seconds < 0:
             raise ValueError(f"a clock does not go backwards (skip by {seconds!r} s)")
         self.t0_s += seconds
+
+
+class NotBeforeClock:
+    """``max(clock.now(), floor_s)``: a stamp never earlier than ``floor_s`` (e.g. the latest
+    record of a database a simulated bench wrote ahead of the wall clock), so a grade never
+    predates the data it grades."""
+
+    def __init__(self, clock: Clock, floor_s: float) -> None:
+        self.clock = clock
+        self.floor_s = floor_s
+
+    def now(self) -> float:
+        return max(self.clock.now(), self.floor_s)
+
+    def sleep(self, seconds: float) -> None:
+        self.clock.sleep(seconds)
 
 
 class ManualClock:

@@ -85,7 +85,9 @@ INTAKE_TIMEOUT_S = 30.0  # wall seconds for one cell's intake ACIR
 INTAKE_FACTS = {"damaged": False, "calendar_expired": False, "traceable": True}
 HOLD_DAYS = 7.0  # grading.md 8.1: K is trusted after a hold of 7 days or more
 # One end of the self-discharge hold: a 2 h rest (the cell relaxes from the run's last charge:
-# the slowest diffusion time constant is minutes) and its OCV at the end.
+# the slowest diffusion time constant is minutes) and its OCV at the end. The first reading
+# schedules the follow-up; the second, after the 7 skipped days, closes it (storage) and so
+# schedules none.
 HOLD_RECIPE = """
 [recipe]
 name = "self-discharge-hold-ocv"
@@ -97,6 +99,11 @@ assumed_start_soc = 0.5
 type = "ocv_hold"
 duration_s = 7200
 label = "self-discharge hold OCV"
+
+[[steps]]
+type = "follow_up"
+kind = "self-discharge"
+after_days = 7
 """
 
 
@@ -151,9 +158,10 @@ class DemoResult:
     wall_s: float = 0.0
 
 
-def _when(launch_w0_s: float, launch_t0_s: float, t_s: float) -> datetime:
-    """Simulated time on the calendar: the simulated epoch is the wall time the bench started."""
-    return datetime.fromtimestamp(launch_w0_s + (t_s - launch_t0_s), UTC)
+def _when(t_s: float) -> datetime:
+    """Simulated time on the calendar: the simulator's clock is Unix time that starts at the
+    wall clock's time of the launch and runs ``speed`` times faster (hardware_sim.bench)."""
+    return datetime.fromtimestamp(t_s, UTC)
 
 
 def raw_series(run: RunData, unix_start_s: float) -> RawSeries:
@@ -536,7 +544,6 @@ def run_demo(
 
     with SimulatedBench(speed=options.speed, seed=options.seed) as sim:
         runs = _run_lot(sim, result.db_path, options.cells, options.timeout_s, on_event)
-        w0_s, t0_s = sim.launch.w0_s, sim.launch.t0_s
         due = {name: inst.calibration_due for name, inst in sim.bench.instruments.items()}
         graded = grade_lot(result.db_path, profile, cell_ids=list(runs), runs=runs)
         with Storage(result.db_path, sim.clock) as storage:
@@ -552,18 +559,28 @@ def run_demo(
     key = StationKey.load_or_create(out / "keys" / "demo-station-key.pem")
     result.key_path = key.path
     records: list[GradingRecord] = []
+    left_out: dict[str, str] = {}
     for cell_id, run_id in runs.items():
         m, grade = graded.metrics_of(cell_id), graded.grade_of(cell_id)
         run = run_data(result.db_path, run_id)
+        nan = math.nan
         if m is None or grade is None:
             why = graded.not_graded.get(cell_id, "not graded")
-            nan = math.nan
             result.rows.append(
                 DemoRow(cell_id, run.chemistry, nan, nan, nan, nan, nan, "NOT GRADED", why)
             )
             continue
-        started = _when(w0_s, t0_s, float(run.t_s[0]))
-        finished = _when(w0_s, t0_s, float(run.t_s[-1]))
+        if cell_id in graded.stopped:
+            # The run stopped before the reference test: a decision, but no figures to certify.
+            reason = main_reason(grade, profile)
+            left_out[cell_id] = f"{grade.outcome}: {reason} (no passport: run {run.outcome})"
+            acir = _value(m, "acir_ohm")
+            result.rows.append(
+                DemoRow(cell_id, run.chemistry, nan, nan, nan, acir, nan, grade.outcome, reason)
+            )
+            continue
+        started = _when(float(run.t_s[0]))
+        finished = _when(float(run.t_s[-1]))
         raw = raw_series(run, started.timestamp())
         record = build_record(
             run, m, grade, profile, raw, started, finished, options.seed, instruments
@@ -598,7 +615,7 @@ def run_demo(
         )
     if records:
         summary = summarise(records, lot=f"SIM-LOT seed {options.seed} [SIMULATED]")
-        result.report_pdf = render_batch_report(summary, out / "batch-report.pdf")
+        result.report_pdf = render_batch_report(summary, out / "batch-report.pdf", left_out)
         result.summary_csv = write_csv(records, out / "summary.csv")
     result.wall_s = time.monotonic() - wall0
     return result

@@ -8,11 +8,18 @@ end asked:
 - :func:`metrics_for_run` computes its :class:`CellMetrics` with the grading core: the reference
   cycle (C/3 capacity discharge and the recharge after it, when the recipe recorded them; else the
   run's last full charge/discharge), DCIR, the intake ACIR and OCV measurements, and the
-  self-discharge K-value from the OCV records of a hold that followed the run;
+  self-discharge K-value from the OCV records of a hold that followed the run, and the OCV at
+  the hold's end (:func:`matching_metrics` matches on it: the storage SOC, not the intake's);
 - :func:`metrics_of` does that for a cell's latest completed run;
 - :func:`grade_run` grades one run alone; :func:`grade_lot` grades a lot together, so that the
   lot-relative rules (median + k MAD) see the lot's statistics;
-- :func:`main_reason` gives the words of what decided a grade.
+- a run that stopped before its end (refused at the pre-start OCV probe, a limit trip, an
+  instrument fault) is graded too (:func:`stopped_grade`): the station's stop rule and the
+  profile's gates on what was measured decide QUARANTINE or RETEST with the reason; only a cell
+  never measured stays without a grade;
+- :func:`main_reason` gives the words of what decided a grade;
+- the lot's open follow-ups (a self-discharge re-measurement not taken yet) come with the grades,
+  with their due times (``LotGrades.followups``).
 
 Units: times in s (``t_s`` is the station clock), voltages V, currents A (positive charges the
 cell), resistances ohm, K-value mV/day, hold length days.
@@ -32,11 +39,19 @@ import numpy as np
 
 from station.grading.metrics import CellInputs, MeasurementConditions, cell_metrics
 from station.grading.ocv import k_value_mv_per_day
-from station.grading.profiles import LotReport, Profile, ProfileError, grade_batch, lot_report
-from station.grading.results import CellMetrics, Figure, Grade, Verdict
+from station.grading.profiles import (
+    SEVERITY,
+    LotReport,
+    Profile,
+    ProfileError,
+    evaluate_rule,
+    grade_batch,
+    lot_report,
+)
+from station.grading.results import CellMetrics, Figure, Grade, RuleResult, Verdict
 from station.grading.soh import Reference
 from station.grading.timeseries import TimeSeries
-from station.storage import GradeEntry, Storage
+from station.storage import FollowUp, GradeEntry, Storage, open_followups
 from station.storage.schema import SEQ_BITS, SEQ_LIMIT
 
 # Standard uncertainties of the figures the station reads rather than computes: the cycler's
@@ -49,6 +64,8 @@ OCV_ACCURACY_V = 0.001
 HOLD_OCV_REPEATABILITY_V = 0.0001
 SECONDS_PER_DAY = 86400.0
 INTAKE_KIND = "intake_checklist"
+HOLD_END_OCV = "ocv_hold_end_v"  # the figure matching compares OCVs by (storage SOC)
+STOP_RULE = "run-ended-safely"  # the station's own gate on a run that stopped before its end
 
 Source = Storage | sqlite3.Connection | str | Path
 
@@ -106,7 +123,11 @@ class RunData:
 @dataclass(frozen=True)
 class LotGrades:
     """A lot graded together under one profile: per-cell figures and grades, the lot statistics
-    the lot-relative rules used, and the cells that could not be graded with the reason."""
+    the lot-relative rules used, and the cells that could not be graded with the reason.
+
+    ``metrics`` and ``grades`` are in the same order and include the cells graded from a run
+    that stopped before its end (``stopped``: cell_id -> the run's outcome); those have only the
+    figures measured before the stop and take no part in the lot statistics."""
 
     profile: Profile
     lot: str | None
@@ -115,12 +136,23 @@ class LotGrades:
     grades: list[Grade]
     report: LotReport
     not_graded: dict[str, str]  # cell_id -> why it has no grade
+    stopped: dict[str, str] = field(default_factory=dict)
+    followups: list[FollowUp] = field(default_factory=list)  # open ones, earliest due first
 
     def grade_of(self, cell_id: str) -> Grade | None:
         return next((g for g in self.grades if g.cell_id == cell_id), None)
 
     def metrics_of(self, cell_id: str) -> CellMetrics | None:
         return next((m for m in self.metrics if m.cell_id == cell_id), None)
+
+    def completed(self) -> tuple[list[CellMetrics], list[Grade]]:
+        """Figures and grades of the cells whose grading run completed (what matching uses)."""
+        pairs = [
+            (m, g)
+            for m, g in zip(self.metrics, self.grades, strict=True)
+            if m.cell_id not in self.stopped
+        ]
+        return [m for m, _ in pairs], [g for _, g in pairs]
 
     def counts(self) -> dict[str, int]:
         """How many cells got each outcome (bins, REJECT, QUARANTINE, RETEST)."""
@@ -337,7 +369,28 @@ def _hold_figures(hold: HoldRecords) -> dict[str, Figure]:
     return {
         "k_mv_per_day": Figure(k.value, k.unit, k.uncertainty, k.flags, note=note),
         "hold_days": Figure(hold.days, "day", note=f"{hold.count} OCV records"),
+        HOLD_END_OCV: Figure(
+            hold.last_v, "V", OCV_ACCURACY_V, note="OCV at the end of the self-discharge hold"
+        ),
     }
+
+
+def matching_metrics(metrics: Sequence[CellMetrics]) -> tuple[list[CellMetrics], str]:
+    """The cells' figures for matching, and which OCV they carry as ``ocv_v``.
+
+    The intake OCV is read at whatever SOC the cell arrived with, so an OCV window on it splits
+    a lot by its history; the OCV at the end of the self-discharge hold is read at the storage
+    SOC the grading run left every cell at. When every cell has a hold, ``ocv_v`` is that one
+    ("hold end"); otherwise all keep the intake OCV ("intake"), never a mix of the two."""
+    if metrics and all(HOLD_END_OCV in m.figures for m in metrics):
+        swapped = [
+            CellMetrics(
+                m.cell_id, m.chemistry, {**m.figures, "ocv_v": m.figures[HOLD_END_OCV]}, m.facts
+            )
+            for m in metrics
+        ]
+        return swapped, "hold end"
+    return list(metrics), "intake"
 
 
 def metrics_for_run(run: RunData) -> CellMetrics:
@@ -447,7 +500,9 @@ def grade_lot(
     runs: Mapping[str, str] | None = None,
 ) -> LotGrades:
     """Grade cells together: each cell's latest completed grading run (or the run given in
-    ``runs``), with the lot statistics the lot-relative rules need.
+    ``runs``), with the lot statistics the lot-relative rules need. A cell without a completed
+    grading run whose last run stopped early after measuring it is graded by
+    :func:`stopped_grade`.
 
     Cells are ``cell_ids`` when given, else the cells of ``lot`` (every cell when None)."""
     with connection(source) as conn:
@@ -458,41 +513,193 @@ def grade_lot(
         chosen: dict[str, str] = {}
         not_graded: dict[str, str] = {}
         data: list[RunData] = []
+        stops: list[tuple[RunData, RunStop]] = []
         for cell_id in ids:
             run_id = (runs or {}).get(cell_id) or grading_run(conn, cell_id)
             if run_id is None:
-                not_graded[cell_id] = _why_not(conn, cell_id)
-                continue
+                run_id = _last_run(conn, cell_id)
+                if run_id is None:
+                    not_graded[cell_id] = "no run stored"
+                    continue
+                if _outcome(conn, run_id) == "completed":
+                    not_graded[cell_id] = "no completed run with a discharge to grade"
+                    continue
             run = _read_run(conn, run_id)
-            if run.outcome != "completed":
-                not_graded[cell_id] = f"run {run.outcome}: {run.reason}"
-                continue
+            if run.outcome == "completed":
+                data.append(run)
+            else:
+                stop = run_stop(conn, run)
+                if stop is None:
+                    not_graded[cell_id] = _never_measured(run)
+                    continue
+                stops.append((run, stop))
             chosen[cell_id] = run_id
-            data.append(run)
+        followups = open_followups(conn, ids)
     metrics = [metrics_for_run(run) for run in data]
     grades, report = _grade(metrics, profile) if metrics else ([], lot_report([], profile))
-    return LotGrades(profile, lot, chosen, metrics, grades, report, not_graded)
+    stopped: dict[str, str] = {}
+    for run, stop in stops:
+        figures, grade = stopped_grade(run, stop, profile)
+        metrics.append(figures)
+        grades.append(grade)
+        stopped[run.cell_id] = run.outcome
+    return LotGrades(profile, lot, chosen, metrics, grades, report, not_graded, stopped, followups)
 
 
-def _why_not(conn: sqlite3.Connection, cell_id: str) -> str:
+def _last_run(conn: sqlite3.Connection, cell_id: str) -> str | None:
     row = conn.execute(
-        "SELECT outcome, reason FROM runs WHERE cell_id = ? ORDER BY run_pk DESC LIMIT 1",
-        (cell_id,),
+        "SELECT run_id FROM runs WHERE cell_id = ? ORDER BY run_pk DESC LIMIT 1", (cell_id,)
     ).fetchone()
-    if row is None:
-        return "no run stored"
-    outcome, reason = row
-    if outcome == "completed":
-        return "no completed run with a discharge to grade"
-    return f"run {outcome or 'unfinished'}: {reason or ''}".rstrip(": ")
+    return None if row is None else str(row[0])
+
+
+def _outcome(conn: sqlite3.Connection, run_id: str) -> str:
+    row = conn.execute("SELECT outcome FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return str(row[0] or "unfinished") if row is not None else "unfinished"
+
+
+def _never_measured(run: RunData) -> str:
+    return f"run {run.outcome}: {run.reason}".rstrip(": ") + " (nothing measured on the cell)"
+
+
+@dataclass(frozen=True)
+class RunStop:
+    """Why a run stopped before its end, as the station's stop rule sees it: the outcome it
+    decides (QUARANTINE when the cell's own readings stopped it, RETEST when the station did),
+    the figure and limit involved (``value`` None when the instrument gave none; SI units) and
+    the words."""
+
+    outcome: str
+    metric: str
+    value: float | None
+    unit: str
+    threshold: float
+    words: str
+
+
+def _step_words(run: RunData) -> str:
+    step = int(run.step_index[-1])
+    label = run.labels.get(step) or run.steps.get(step, "")
+    return f"at step {step}" + (f" ({label})" if label else "")
+
+
+def run_stop(conn: sqlite3.Connection, run: RunData) -> RunStop | None:
+    """The stop rule of a run that ended early and measured the cell (None for a completed or
+    unfinished run, or one refused before any reading of the cell: nothing to grade).
+
+    - refused at the pre-start OCV probe for the cell's voltage (reversed, deep-discharged, no
+      contact, above its maximum): QUARANTINE, the probe OCV being the run's stored sample;
+    - a limit trip: QUARANTINE with the limit, the value, the threshold and the step;
+    - refused for a station cause (temperature sensor, protection read-back), an instrument
+      fault or an operator's abort: RETEST, since that says nothing about the cell.
+    """
+    if run.outcome in ("completed", "unfinished") or run.t_s.size == 0:
+        return None
+    where = _step_words(run)
+    if run.outcome == "tripped":
+        row = conn.execute(
+            "SELECT limit_name, value, threshold, unit FROM limit_trips WHERE run_pk = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (run.run_pk,),
+        ).fetchone()
+        limit, value, threshold, unit = (
+            ("limit", None, None, "") if row is None else (str(row[0]), row[1], row[2], str(row[3]))
+        )
+        beyond = (
+            f"{value:.6g} {unit} beyond {threshold:.6g} {unit}"
+            if value is not None and threshold is not None
+            else "no value (the instrument's own protection tripped)"
+        )
+        return RunStop(
+            "QUARANTINE",
+            limit,
+            None if value is None else float(value),
+            unit,
+            math.nan if threshold is None else float(threshold),
+            f"run stopped by the {limit} limit {where}: {beyond}; inspect before any re-test",
+        )
+    cause = run.reason.removeprefix("refused: ")
+    if run.outcome == "aborted" and cause != run.reason and cause.startswith("OCV"):
+        return RunStop(
+            "QUARANTINE",
+            "ocv_v",
+            float(run.voltage_v[-1]),
+            "V",
+            math.nan,
+            f"pre-start OCV probe refused the run: {cause}",
+        )
+    what = "instrument fault" if run.outcome == "faulted" else f"run {run.outcome}"
+    return RunStop(
+        "RETEST",
+        run.outcome,
+        None,
+        "",
+        math.nan,
+        f"{what} {where}: {run.reason}; not a property of the cell: re-test",
+    )
+
+
+def stopped_grade(run: RunData, stop: RunStop, profile: Profile) -> tuple[CellMetrics, Grade]:
+    """The grade of a run that stopped early: the station's stop rule and the profile's gates on
+    the figures measured before the stop (the probe OCV, intake ACIR/OCV, intake facts); the
+    most severe decides (QUARANTINE before REJECT before RETEST). Bins are never tried: the
+    reference test did not run."""
+    figures = _measured(run)
+    if stop.metric == "ocv_v" and stop.value is not None:
+        figures["ocv_v"] = Figure(stop.value, "V", OCV_ACCURACY_V, note="pre-start OCV probe")
+    metrics = CellMetrics(run.cell_id, run.chemistry.lower(), figures, dict(run.facts))
+    station = RuleResult(
+        STOP_RULE,
+        stop.metric,
+        stop.value,
+        stop.unit,
+        "within",
+        stop.threshold,
+        None,
+        None,
+        Verdict.FAIL,
+        f"[station] {stop.words}",
+    )
+    evidence = [station]
+    decided = [(stop.outcome, stop.words)]
+    if metrics.chemistry in profile.chemistries:
+        for gate in profile.gates:
+            result = evaluate_rule(gate.rule, metrics, profile)
+            evidence.append(result)
+            if result.verdict is Verdict.FAIL:
+                decided.append((gate.outcome, gate.rule.words or result.explanation))
+    outcome, words = min(decided, key=lambda d: SEVERITY.index(d[0]))
+    grade = Grade(
+        run.cell_id,
+        outcome,
+        profile.name,
+        profile.version,
+        profile.sha256,
+        tuple(evidence),
+        f"{outcome} under {profile.name} v{profile.version}: {words}",
+    )
+    return metrics, grade
+
+
+def _gate_words(gate_words: str, result: RuleResult) -> str:
+    """A failed gate's words with the measured value and the limit it failed."""
+    if result.value is None or not result.unit:
+        return gate_words
+    return (
+        f"{gate_words} ({result.metric} {result.value:.6g} {result.unit}, "
+        f"limit {result.comparison} {result.threshold:.6g} {result.unit})"
+    )
 
 
 def main_reason(grade: Grade, profile: Profile) -> str:
-    """The words of what decided the grade: the bin's use, the gate that set the outcome, or
-    the rule that kept a bin from being confirmed."""
+    """The words of what decided the grade: the bin's use, the gate that set the outcome (with
+    the measured value and the limit), the station's stop rule, or the rule that kept a bin from
+    being confirmed."""
     if grade.use:
         return grade.summary
     results = {rule.rule: rule for rule in grade.rules}
+    stop = results.get(STOP_RULE)
+    stop_words = "" if stop is None else stop.explanation.removeprefix("[station] ")
     for gate in profile.gates:
         result = results.get(gate.rule.name)
         if result is None:
@@ -502,7 +709,7 @@ def main_reason(grade: Grade, profile: Profile) -> str:
             Verdict.RETEST: "RETEST",
             Verdict.MISSING: gate.when_missing,
         }.get(result.verdict)
-        if decided != grade.outcome:
+        if decided != grade.outcome or (stop is not None and result.verdict is not Verdict.FAIL):
             continue
         if result.verdict is Verdict.RETEST:
             # A guard-band RETEST is not the failure the gate's words describe.
@@ -512,7 +719,10 @@ def main_reason(grade: Grade, profile: Profile) -> str:
             )
         if result.verdict is Verdict.MISSING:
             return f"{result.metric or gate.rule.name} not measured ({gate.rule.name})"
-        return gate.rule.words or result.explanation
+        words = _gate_words(gate.rule.words or result.explanation, result)
+        return f"{words}; {stop_words}" if stop_words else words
+    if stop_words:
+        return stop_words
     # No gate decided: the summary names the bin that could not be confirmed and why.
     return grade.summary.split(": ", 1)[-1]
 

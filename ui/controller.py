@@ -15,7 +15,7 @@ from typing import Any
 from PySide6 import QtCore
 
 from station.cells import Cell, CellDataError, read_lot_file
-from station.events import Event, RunEnded, RunOutcome, RunStarted, Sample
+from station.events import Event, RunEnded, RunStarted, Sample
 from ui.batch_export import Outcome, PassportRequest
 from ui.bridge import EventBridge
 from ui.engine_api import EngineLike, GateResult, GradeProvider, GradeView, HistoryLoader, Screener
@@ -154,7 +154,9 @@ class StationController(QtCore.QObject):
                 self.assigned.pop(event.channel_id, None)
                 self.run_started.emit(event.channel_id)
                 self._request_estimate(event)
-            elif isinstance(event, RunEnded) and event.outcome is RunOutcome.COMPLETED:
+            elif isinstance(event, RunEnded):
+                # A run that stopped early is graded too (QUARANTINE or RETEST with its reason,
+                # station.evaluation.stopped_grade), so every measured cell shows a decision.
                 self.request_grade(event.run_id)
         for channel_id, channel_samples in samples.items():
             self.samples_arrived.emit(channel_id, channel_samples)

@@ -631,12 +631,17 @@ class NewareCabinet(Personality):
             lines.append(
                 f'  <data seqid="{row.seqid}" stepid="{row.step_id}" cycleid="1" '
                 f'steptype="{row.step_type}" testtime="{round(row.t_test_s * 1000)}" '
-                f'atime="{_atime(row.t_abs_s)}" volt="{_num(row.voltage_v)}" '
+                f'atime="{_atime(self._epoch_s() + row.t_abs_s)}" volt="{_num(row.voltage_v)}" '
                 f'curr="{_num(row.current_a)}" cap="{_num(row.capacity_ah)}" '
                 f'eng="{_num(row.energy_wh)}" temp="{row.temperature_c:.2f}" />'
             )
         lines.append("</list>")
         return _lines(*lines)
+
+    def _epoch_s(self) -> float:
+        """Unix time of the bench clock's 0 (``SimClock.epoch_s``): a cabinet prints calendar
+        times. Test clocks without one count from the Unix epoch."""
+        return float(getattr(self.clock, "epoch_s", 0.0))
 
     def _downloadlog(self, request: ET.Element, now: float) -> str:
         item = request.find("download")
@@ -650,7 +655,8 @@ class NewareCabinet(Personality):
             f'<list count="{len(channel.logs)}">',
         ]
         for seqid, code, t_s in channel.logs:
-            lines.append(f'  <data seqid="{seqid}" log_code="{code}" atime="{_atime(t_s)}" />')
+            atime = _atime(self._epoch_s() + t_s)
+            lines.append(f'  <data seqid="{seqid}" log_code="{code}" atime="{atime}" />')
         lines.append("</list>")
         return _lines(*lines)
 

@@ -46,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"station demo: {error}", file=sys.stderr)
         return 1
     print(format_table(result.rows))
+    graded = sum(row.grade != "NOT GRADED" for row in result.rows)
     print(
-        f"{len(result.certificates)}/{len(result.rows)} cells graded in {result.wall_s:.1f} s; "
-        f"database {result.db_path}, certificates and SIMULATED passports under {options.out}"
+        f"{graded}/{len(result.rows)} cells graded ({len(result.certificates)} with a "
+        f"certificate) in {result.wall_s:.1f} s; database {result.db_path}, certificates and "
+        f"SIMULATED passports under {options.out}"
     )
     return 0 if result.certificates else 1

@@ -3,7 +3,14 @@
 Every cell of the lot (every stored cell without ``--lot``) is graded from its latest completed
 run through the station's one evaluation path (:func:`station.evaluation.grade_lot`, with the lot
 statistics), and the grades are appended to the database: earlier grades, e.g. under an older
-profile version, stay and each new grade names the one it supersedes (ADR 0009).
+profile version, stay and each new grade names the one it supersedes (ADR 0009). A cell whose
+last run stopped early (refused at the OCV probe, tripped, faulted) is graded from what that run
+measured; only a cell never measured is NOT GRADED. The open follow-ups of the graded cells are
+listed with their due dates.
+
+Grades are stamped with the station clock: the wall clock (UTC), never earlier than the
+database's latest record (a simulated bench's clock runs ahead of the wall clock), so a grade
+never predates the data it grades (:class:`station.clock.NotBeforeClock`).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from station.cli.cmd_followups import followup_json, utc
 from station.cli.common import default_db_path, print_json
 from station.cli.main import CommandError
 
@@ -47,10 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # The grading core pulls in scipy: imported here so other commands start fast.
-    from station.clock import SystemClock
-    from station.evaluation import EvaluationError, grade_entries, grade_lot
+    from station.clock import NotBeforeClock, SystemClock
+    from station.evaluation import EvaluationError, connection, grade_entries, grade_lot
     from station.grading.profiles import ProfileError, load_profile
-    from station.storage import Storage, StorageError
+    from station.storage import Storage, StorageError, latest_record_t_s
 
     db_path: Path = args.db or default_db_path()
     if not db_path.is_file():
@@ -63,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"profile {args.profile}: {error}") from None
     try:
         graded = grade_lot(db_path, profile, lot=args.lot)
+        with connection(db_path) as conn:
+            latest = latest_record_t_s(conn)
     except EvaluationError as error:
         raise CommandError(str(error)) from None
     if not graded.grades:
@@ -71,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     entries = grade_entries(graded)
     why = f"re-grade under {profile.name} {profile.version}"
     try:
-        with Storage(db_path, SystemClock()) as storage:
+        clock = NotBeforeClock(SystemClock(), latest or 0.0)
+        with Storage(db_path, clock) as storage:
             ids = storage.record_grades(entries, who=args.operator, why=why)
             stored = storage.latest_grades(args.lot)
     except StorageError as error:
@@ -110,6 +121,7 @@ def _as_json(
         ],
         "counts": graded.counts(),
         "not_graded": graded.not_graded,
+        "open_followups": [followup_json(f) for f in graded.followups],
         "lot_flags": list(graded.report.flags),
     }
 
@@ -133,3 +145,7 @@ def _print(args: argparse.Namespace, graded: LotGrades, superseded: dict[str, in
         print(f"{again} earlier grade(s) kept and superseded")
     for flag in graded.report.flags:
         print(f"lot: {flag}")
+    for f in graded.followups:
+        print(
+            f"open follow-up: {f.cell_id} {f.kind} due {utc(f.due_t_s)} (scheduled by {f.run_id})"
+        )

@@ -8,7 +8,9 @@ measurements and any self-discharge hold, with the lot statistics) before
 An ``SsPp`` pack: with ``P > 1`` cells are matched into parallel groups of ``P`` (the profile's
 parallel windows, tighter on resistance) and every ``S`` groups make a pack; with ``P = 1``
 cells are matched into series strings of ``S``. A window whose figure no cell of the lot has
-(e.g. K-value before any self-discharge follow-up) is left unconstrained, and said so.
+(e.g. K-value before any self-discharge follow-up) is left unconstrained, and said so. The OCV
+window compares the OCV at the end of the self-discharge hold (the storage SOC) when every cell
+has one, else the intake OCV; the output says which (``ocv_source`` in JSON).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
     from station.grading.results import CellMetrics, Grade
 
 FIGURES_SHOWN = ("capacity_ah", "acir_ohm", "acir_25c_ohm", "ocv_v", "k_mv_per_day")
+OCV_WORDS = {
+    "hold end": "at the end of the self-discharge hold (storage SOC)",
+    "intake": "at intake (not every cell has a self-discharge hold yet)",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,7 +89,7 @@ def _windows(cells: list[CellMetrics], windows: MatchWindows) -> tuple[MatchWind
 
 def run(args: argparse.Namespace) -> int:
     # The grading core pulls in scipy: imported here so other commands start fast.
-    from station.evaluation import EvaluationError, grade_lot
+    from station.evaluation import EvaluationError, grade_lot, matching_metrics
     from station.grading.matching import MatchWindows, match_cells
     from station.grading.profiles import ProfileError, load_profile
 
@@ -100,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
         graded = grade_lot(db_path, profile, lot=args.lot)
     except EvaluationError as error:
         raise CommandError(str(error)) from None
-    cells, grades, without = graded.metrics, graded.grades, sorted(graded.not_graded)
+    completed, grades = graded.completed()
+    cells, ocv_source = matching_metrics(completed)
+    without = sorted({**graded.not_graded, **graded.stopped})
     if not cells:
         raise CommandError(f"lot {args.lot!r} has no cell with a completed run in {db_path}")
     parallel = args.parallel > 1
@@ -115,9 +123,9 @@ def run(args: argparse.Namespace) -> int:
     )
     packs = len(result.groups) // args.series if parallel else len(result.groups)
     if args.json:
-        print_json(_as_json(args, cells, result, grades, unconstrained, without, packs))
+        print_json(_as_json(args, cells, result, grades, unconstrained, without, packs, ocv_source))
     else:
-        _print(args, result, grades, unconstrained, without, packs)
+        _print(args, result, grades, unconstrained, without, packs, ocv_source)
     return 0
 
 
@@ -129,6 +137,7 @@ def _as_json(
     unconstrained: list[str],
     without: list[str],
     packs: int,
+    ocv_source: str,
 ) -> dict[str, object]:
     return {
         "lot": args.lot,
@@ -152,6 +161,7 @@ def _as_json(
             c.cell_id: {m: c.value(m) for m in FIGURES_SHOWN if c.value(m) is not None}
             for c in cells
         },
+        "ocv_source": ocv_source,
         "unconstrained": unconstrained,
         "without_completed_run": without,
     }
@@ -164,6 +174,7 @@ def _print(
     unconstrained: list[str],
     without: list[str],
     packs: int,
+    ocv_source: str,
 ) -> None:
     grade_of = {g.cell_id: g.outcome for g in grades}
     print(
@@ -175,9 +186,10 @@ def _print(
         spreads = "; ".join(f"{m} {s:.4g} {u} (window {w:g})" for m, (s, u, w) in g.spread.items())
         print(f"  group {g.index} [{g.kind}]: {cells}")
         print(f"    spread: {spreads or 'none'}")
-    for p in result.placements:
+    for p in sorted(result.placements, key=lambda p: p.cell_id):
         if p.group is None:
             print(f"  {p.cell_id}: {p.reason}")
+    print(f"OCV compared: {OCV_WORDS[ocv_source]}")
     if unconstrained:
         print(f"not constrained (no cell has it): {', '.join(unconstrained)}")
     if without:

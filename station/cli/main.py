@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "station.cli.cmd_export",
     "station.cli.cmd_report",
     "station.cli.cmd_grade",
+    "station.cli.cmd_followups",
 )
 
 

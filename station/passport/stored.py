@@ -9,8 +9,9 @@ Values the station does not store (usage history, datasheet mass ...) come only 
 the caller passes (a BMS read-out, an earlier passport); nothing is filled in.
 
 Times: the station clock's seconds read as UTC epoch seconds. A simulated bench's clock starts
-at the simulator's epoch, so a simulated record's dates are not calendar dates; every instrument
-of such a run is marked simulated, and so is every export of it.
+at the wall clock's time of its launch and runs accelerated from there, so a simulated record's
+dates lie at or after its launch date; every instrument of such a run is marked simulated, and
+so is every export of it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 """Batch report: yield per bin, histograms of capacity SoH and resistance, rejects with reasons,
-matching groups with their spreads, and lot-level flags."""
+cells held for re-test or in quarantine with reasons, matching groups with their spreads, and
+lot-level flags.
+
+Yield counts the released cells only: a bin whose decision puts the cell back on the market
+(status repurposed, re-used or remanufactured). A RETEST or QUARANTINE cell is not released yet,
+a recycle bin or a REJECT is waste; neither is yield."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer
 
-from station.passport.record import GradingRecord, format_utc
+from station.passport.record import BatteryStatus, GradingRecord, format_utc
 from station.reports.layout import build, styles, table
 from station.reports.plots import batch_panels
 
@@ -23,8 +28,24 @@ SOH_KEY = "x-station.soh-capacity"
 R_KEY = "6.7.5#method=dcir"
 
 
+HELD = frozenset({"RETEST", "QUARANTINE"})
+RELEASED_STATUSES = frozenset(
+    {BatteryStatus.REPURPOSED, BatteryStatus.REUSED, BatteryStatus.REMANUFACTURED}
+)
+
+
 def is_reject(record: GradingRecord) -> bool:
     return record.grade.bin.lower() == "reject"
+
+
+def is_held(record: GradingRecord) -> bool:
+    """Held for a re-test or in quarantine: no decision on its use yet."""
+    return record.grade.grade.upper() in HELD or record.grade.bin.upper() in HELD
+
+
+def is_released(record: GradingRecord) -> bool:
+    """Released for a use (a reuse bin): what the yield counts."""
+    return record.status in RELEASED_STATUSES and not is_reject(record) and not is_held(record)
 
 
 @dataclass(frozen=True)
@@ -53,28 +74,34 @@ class BatchSummary:
     records: tuple[GradingRecord, ...]
     bin_counts: dict[str, int]
     rejects: tuple[GradingRecord, ...]
+    held: tuple[GradingRecord, ...]
     groups: tuple[MatchingGroup, ...]
     unmatched: tuple[str, ...]
     flags: tuple[str, ...]
 
     @property
+    def released(self) -> int:
+        return sum(is_released(r) for r in self.records)
+
+    @property
     def yield_pct(self) -> float:
-        return (len(self.records) - len(self.rejects)) / len(self.records) * 100.0
+        """Released cells (a reuse bin) over all cells of the report, in %."""
+        return self.released / len(self.records) * 100.0
 
 
 def matching_groups(
     records: Sequence[GradingRecord], *, group_size: int = 4, capacity_tol_pct: float = 2.0
 ) -> tuple[list[MatchingGroup], list[str]]:
-    """Greedy grouping per bin: cells sorted by capacity, a group closes when it has
-    ``group_size`` cells or the next cell is more than ``capacity_tol_pct`` above its smallest.
-    Cells left in incomplete groups are returned as unmatched serial numbers."""
+    """Greedy grouping per bin of the released cells: cells sorted by capacity, a group closes
+    when it has ``group_size`` cells or the next cell is more than ``capacity_tol_pct`` above its
+    smallest. Cells left in incomplete groups are returned as unmatched serial numbers, sorted."""
     if group_size < 1:
         raise ValueError(f"group_size must be at least 1, got {group_size}")
     groups: list[MatchingGroup] = []
     unmatched: list[str] = []
     by_bin: dict[str, list[GradingRecord]] = {}
     for record in records:
-        if not is_reject(record):
+        if is_released(record):
             by_bin.setdefault(record.grade.bin, []).append(record)
     for bin_name in sorted(by_bin):
         cells = sorted(by_bin[bin_name], key=lambda r: r.number("6.7.2.3"))
@@ -107,7 +134,7 @@ def matching_groups(
             current.append(record)
         if current:
             close(current)
-    return groups, unmatched
+    return groups, sorted(unmatched)
 
 
 def lot_flags(records: Sequence[GradingRecord], *, max_reject_pct: float = 20.0) -> list[str]:
@@ -158,6 +185,7 @@ def summarise(
         records=tuple(records),
         bin_counts=dict(sorted(Counter(r.grade.bin for r in records).items())),
         rejects=tuple(r for r in records if is_reject(r)),
+        held=tuple(sorted((r for r in records if is_held(r)), key=lambda r: r.cell.serial_number)),
         groups=tuple(groups),
         unmatched=tuple(unmatched),
         flags=tuple(lot_flags(records)),
@@ -186,10 +214,13 @@ def render_batch_report(
     for name, count in summary.bin_counts.items():
         rows.append([name, str(count), f"{count / len(records) * 100:.1f}"])
     rows.append(
+        ["yield (released: a reuse bin)", str(summary.released), f"{summary.yield_pct:.1f}"]
+    )
+    rows.append(
         [
-            "yield (all but reject)",
-            str(len(records) - len(summary.rejects)),
-            f"{summary.yield_pct:.1f}",
+            "held (re-test or quarantine)",
+            str(len(summary.held)),
+            f"{len(summary.held) / len(records) * 100:.1f}",
         ]
     )
     story.append(table(rows, [50 * mm, 20 * mm, 22 * mm]))
@@ -227,7 +258,21 @@ def render_batch_report(
         reject_rows.append(["none", "", "", "", ""])
     story.append(table(reject_rows, [30 * mm, 22 * mm, 18 * mm, 22 * mm, 82 * mm]))
 
-    story.append(Paragraph("Matching groups", s["h"]))
+    story.append(Paragraph("Held for re-test or in quarantine", s["h"]))
+    held_rows: list[list[object]] = [["Serial", "Decision", "Reasons"]]
+    for record in summary.held:
+        held_rows.append(
+            [
+                record.cell.serial_number,
+                record.grade.grade,
+                Paragraph("; ".join(record.grade.reasons), s["small"]),
+            ]
+        )
+    if not summary.held:
+        held_rows.append(["none", "", ""])
+    story.append(table(held_rows, [30 * mm, 26 * mm, 118 * mm]))
+
+    story.append(Paragraph("Matching groups (released cells)", s["h"]))
     group_rows: list[list[object]] = [
         ["Group", "Bin", "Cells", "Capacity / Ah", "Spread / %", "DCIR spread / mOhm"]
     ]

@@ -1,10 +1,11 @@
 """Reports of a stored lot: the batch report PDF, one certificate PDF per graded cell with its
 signed record, and the summary CSV, all built from the database (:mod:`station.passport.stored`).
 
-Cells without a stored grade, graded into a bin without their original passport's ID, or whose
-run lacks a figure the reports show (no pulse step: no DC resistance) get no certificate;
-:class:`LotReport` lists them with the reason. Files are staged in a temporary folder inside the
-output folder and moved into place only when every one was written.
+Cells without a stored grade, graded from a run that stopped early (no figures to certify),
+graded into a bin without their original passport's ID, or whose run lacks a figure the reports
+show (no pulse step: no DC resistance) get no certificate; :class:`LotReport` lists them with the
+reason, led by their stored decision when they have one. Files are staged in a temporary folder
+inside the output folder and moved into place only when every one was written.
 """
 
 from __future__ import annotations
@@ -76,8 +77,17 @@ def lot_records(
                 )
             )
         except StoredRecordError as error:
-            left_out[cell_id] = str(error)
+            left_out[cell_id] = _with_decision(conn, cell_id, str(error))
     return records, left_out
+
+
+def _with_decision(conn: sqlite3.Connection, cell_id: str, why: str) -> str:
+    """Why a cell has no record, led by its stored decision when it has one (a cell whose run
+    stopped early is graded QUARANTINE or RETEST but has no figures to certify)."""
+    row = conn.execute(
+        "SELECT grade, reason FROM grades WHERE cell_id = ? ORDER BY id DESC LIMIT 1", (cell_id,)
+    ).fetchone()
+    return why if row is None else f"{row[0]}: {row[1]} (no record: {why})"
 
 
 def write_lot_report(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from station.storage.db import (
+    FollowUp,
     GradeEntry,
     RunProgress,
     RunRecord,
@@ -10,9 +11,12 @@ from station.storage.db import (
     StorageError,
     StoredGrade,
     integrity_check,
+    latest_record_t_s,
+    open_followups,
 )
 
 __all__ = [
+    "FollowUp",
     "GradeEntry",
     "RunProgress",
     "RunRecord",
@@ -20,4 +24,6 @@ __all__ = [
     "StorageError",
     "StoredGrade",
     "integrity_check",
+    "latest_record_t_s",
+    "open_followups",
 ]

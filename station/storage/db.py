@@ -13,6 +13,8 @@ reads through :meth:`Storage.reader` / :meth:`Storage.view` connections of its o
   always agree.
 - :meth:`call` runs a function on the write connection inside the writer thread, in its own
   transaction, and returns its result (used for cells, runs, calibration, audit).
+- A self-discharge follow-up (``followups``) is closed by the first OCV measurement of the cell
+  by a later run at or after its due time: ``done_run_pk`` names that run, set once.
 - ``on_commit(last_seqs)`` (optional) hears, after each commit, the last committed sample seq
   of every run in the batch: the acknowledgement a kill-9 supervisor checks against.
 """
@@ -59,6 +61,7 @@ MAX_BATCH_ROWS = 200_000
 WRITER_CACHE_KIB = 65_536
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 DRAIN_CHECK_EVERY = 1024
+SELF_DISCHARGE = "self-discharge"  # follow-up kind closed by a later OCV measurement
 
 
 class StorageError(RuntimeError):
@@ -661,13 +664,27 @@ class Storage:
                 event.t_s,
             ),
         )
+        if event.kind == "ocv":
+            # The re-measurement a self-discharge follow-up waits for: an OCV of the cell by a
+            # later run at or after the due time closes it (never one taken too early).
+            conn.execute(
+                "UPDATE followups SET done_run_pk = ? WHERE cell_id = ? AND kind = ?"
+                " AND done_run_pk IS NULL AND run_pk != ? AND due_t_s <= ?",
+                (state.run_pk, state.cell_id, SELF_DISCHARGE, state.run_pk, event.t_s),
+            )
         if event.kind == "follow_up":
             values = json.loads(event.values_json)
-            conn.execute(
-                "INSERT INTO followups (cell_id, run_pk, kind, due_t_s, created_t_s)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (state.cell_id, state.run_pk, values["kind"], values["due_t_s"], event.t_s),
-            )
+            closed = conn.execute(
+                "SELECT 1 FROM followups WHERE done_run_pk = ? AND kind = ?",
+                (state.run_pk, values["kind"]),
+            ).fetchone()
+            if closed is None:
+                # A run that was itself the re-measurement schedules no new one.
+                conn.execute(
+                    "INSERT INTO followups (cell_id, run_pk, kind, due_t_s, created_t_s)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (state.cell_id, state.run_pk, values["kind"], values["due_t_s"], event.t_s),
+                )
 
     # --- public API (any thread) --------------------------------------------------------------
 
@@ -1061,6 +1078,11 @@ class Storage:
                 (first, first + SEQ_LIMIT - 1),
             ).fetchall()
 
+    def open_followups(self) -> list[FollowUp]:
+        """Follow-ups not done yet, earliest due first."""
+        with self.reader() as conn:
+            return open_followups(conn)
+
     def followups_due(self, before_t_s: float | None = None) -> list[tuple[str, str, float]]:
         """Open follow-ups ``(cell_id, kind, due_t_s)``, optionally only those due before a time."""
         with self.reader() as conn:
@@ -1247,6 +1269,44 @@ def _serial_of(instrument: str) -> str:
         if index + 1 < len(parts):
             return parts[index + 1]
     return instrument
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A scheduled re-measurement: ``due_t_s`` and ``created_t_s`` on the station clock (s)."""
+
+    cell_id: str
+    kind: str
+    due_t_s: float
+    created_t_s: float
+    run_id: str  # the run that scheduled it
+
+
+def open_followups(
+    conn: sqlite3.Connection, cell_ids: Sequence[str] | None = None
+) -> list[FollowUp]:
+    """Follow-ups not done yet (of ``cell_ids`` when given), earliest due first."""
+    rows = conn.execute(
+        "SELECT f.cell_id, f.kind, f.due_t_s, f.created_t_s, r.run_id FROM followups f"
+        " JOIN runs r ON r.run_pk = f.run_pk WHERE f.done_run_pk IS NULL"
+        " ORDER BY f.due_t_s, f.id"
+    ).fetchall()
+    wanted = None if cell_ids is None else set(cell_ids)
+    return [
+        FollowUp(str(c), str(k), float(d), float(t), str(r))
+        for c, k, d, t, r in rows
+        if wanted is None or c in wanted
+    ]
+
+
+def latest_record_t_s(conn: sqlite3.Connection) -> float | None:
+    """The time of the database's latest record (run start or end, measurement, audit row, on
+    the clock that wrote them), None for an empty database."""
+    row = conn.execute(
+        "SELECT MAX(t) FROM (SELECT MAX(COALESCE(ended_t_s, started_t_s)) AS t FROM runs"
+        " UNION ALL SELECT MAX(t_s) FROM measurements UNION ALL SELECT MAX(t_s) FROM audit)"
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
 
 
 def integrity_check(path: str | Path) -> str:

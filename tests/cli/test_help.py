@@ -8,7 +8,7 @@ import pytest
 
 from station.cli.main import build_parser
 
-READ_COMMANDS = ("analyze", "eis-fit", "match", "doctor", "verify", "grade")
+READ_COMMANDS = ("analyze", "eis-fit", "match", "doctor", "verify", "grade", "followups")
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:

@@ -67,6 +67,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     return Demo(out, code, stdout, stderr, rows)
 
 
+def certified(row: dict[str, str]) -> bool:
+    """A cell whose grading run completed: it has figures, a passport and a certificate. A cell
+    whose run stopped early has a grade and a reason but no figures ("-")."""
+    return row["cap Ah"] != "-"
+
+
 def db(demo: Demo) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{demo.out / 'demo.db'}?mode=ro", uri=True)
 
@@ -97,18 +103,22 @@ def test_demo_succeeds_and_every_cell_is_listed(demo: Demo) -> None:
     assert demo.code == 0, demo.stderr
     assert demo.stderr == ""
     assert len(demo.rows) == CELLS
-    graded = [r for r in demo.rows.values() if r["grade"] != "NOT GRADED"]
-    # The simulated lot carries its usual defective cell (reversed polarity, refused at intake).
-    refused = [r for r in demo.rows.values() if r["grade"] == "NOT GRADED"]
+    assert all(r["grade"] != "NOT GRADED" for r in demo.rows.values())
+    graded = [r for r in demo.rows.values() if certified(r)]
+    # The simulated lot carries its usual defective cell: reversed polarity, refused at the
+    # pre-start probe, and quarantined with the probe OCV in its reason (grading.md 8.1 gate).
+    refused = [r for r in demo.rows.values() if not certified(r)]
     assert len(graded) >= 2 and len(refused) >= 1
-    assert all("reversed polarity" in r["reason"] for r in refused)
+    for row in refused:
+        assert row["grade"] == "QUARANTINE"
+        assert "reversed polarity" in row["reason"] and "ocv_v -" in row["reason"]
 
 
 def test_database_holds_every_cells_samples(demo: Demo) -> None:
     with contextlib.closing(db(demo)) as conn:
         for cell_id, row in demo.rows.items():
             run_pk, data = samples(conn, cell_id)
-            if row["grade"] == "NOT GRADED":
+            if not certified(row):
                 continue
             # A full second-life run: hours of 5 s records plus 0.1 s pulse records.
             assert len(data) > 1000
@@ -124,7 +134,7 @@ def test_printed_figures_equal_the_database(demo: Demo) -> None:
     samples; half the printed last digit (0.005 mOhm)."""
     with contextlib.closing(db(demo)) as conn:
         for cell_id, row in demo.rows.items():
-            if row["grade"] == "NOT GRADED":
+            if not certified(row):
                 assert row["cap Ah"] == row["DCIR mOhm"] == "-"
                 continue
             run_pk, data = samples(conn, cell_id)
@@ -165,7 +175,7 @@ def test_pulse_power_follows_formula_15_on_the_stored_pulses(demo: Demo) -> None
     agrees with the station's to 0.005 mOhm of ~40 mOhm; the rest is float rounding)."""
     with contextlib.closing(db(demo)) as conn:
         for cell_id, row in demo.rows.items():
-            if row["grade"] == "NOT GRADED":
+            if not certified(row):
                 continue
             run_pk, data = samples(conn, cell_id)
             t, step, v, i = data.T
@@ -191,7 +201,7 @@ def test_k_value_is_the_hold_ocv_drop_over_its_days(demo: Demo) -> None:
     Tolerance half the printed last digit (0.0005 mV/day)."""
     with contextlib.closing(db(demo)) as conn:
         for cell_id, row in demo.rows.items():
-            if row["grade"] == "NOT GRADED":
+            if not certified(row):
                 assert row["K mV/d"] == "-"
                 continue
             run_pk, _ = samples(conn, cell_id)
@@ -202,6 +212,13 @@ def test_k_value_is_the_hold_ocv_drop_over_its_days(demo: Demo) -> None:
                 (cell_id, ended.fetchone()[0]),
             ).fetchall()
             assert len(ocv) == 2
+            # The first hold reading scheduled the self-discharge follow-up; the second, after
+            # the skipped days, closed it and scheduled none.
+            follow = conn.execute(
+                "SELECT due_t_s, done_run_pk FROM followups WHERE cell_id = ?", (cell_id,)
+            ).fetchall()
+            assert len(follow) == 1 and follow[0][1] is not None
+            assert ocv[1][0] >= follow[0][0]
             (t1, first), (t2, last) = ocv
             days = (t2 - t1) / 86400.0
             assert days >= 7.0
@@ -236,7 +253,7 @@ def test_printed_grades_and_reasons_are_the_stored_grades(demo: Demo) -> None:
 
 def test_passports_validate_and_signatures_verify(demo: Demo) -> None:
     key = StationKey.load_or_create(demo.out / "keys" / "demo-station-key.pem")
-    graded = [c for c, r in demo.rows.items() if r["grade"] != "NOT GRADED"]
+    graded = [c for c, r in demo.rows.items() if certified(r)]
     for cell_id in graded:
         record_file = demo.out / "passports" / f"{cell_id}.record.signed.json"
         check = verify_bytes(record_file.read_bytes(), trusted_keys=[key.public_key])
@@ -265,7 +282,7 @@ def test_passports_validate_and_signatures_verify(demo: Demo) -> None:
 
 
 def test_certificates_report_and_summary_exist(demo: Demo) -> None:
-    graded = [c for c, r in demo.rows.items() if r["grade"] != "NOT GRADED"]
+    graded = [c for c, r in demo.rows.items() if certified(r)]
     for cell_id in graded:
         assert (demo.out / "certificates" / f"{cell_id}.pdf").read_bytes()[:5] == b"%PDF-"
     assert (demo.out / "batch-report.pdf").read_bytes()[:5] == b"%PDF-"

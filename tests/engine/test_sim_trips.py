@@ -128,7 +128,10 @@ def trip_batch(
             }[kind]
             recipe = recipe_for(kind, record_s)
             limits = derive_limits(cell, recipe.limits, sim.config.envelope)
-            trial = Trial(channel_id, kind, clock.now() + rng.uniform(6.0, 15.0), rate)
+            # The fault runs on the simulator's own count (channel.t_s), not the station's
+            # Unix-time clock.
+            fault_at_s = sim.cabinet.clock.now() + rng.uniform(6.0, 15.0)
+            trial = Trial(channel_id, kind, fault_at_s, rate)
             trial.threshold = {
                 "voltage_max": limits.voltage_max_v,
                 "voltage_min": limits.voltage_min_v,

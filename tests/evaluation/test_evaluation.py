@@ -22,13 +22,22 @@ from station.evaluation import (
     grade_lot,
     grade_run,
     main_reason,
+    matching_metrics,
     metrics_of,
     run_data,
     store_grades,
 )
 from station.grading.profiles import load_profile
 from station.storage import Storage
-from tests.evaluation.storedlot import BOL_OHM, RATED_AH, T0, Spec, rows_for, store_lot
+from tests.evaluation.storedlot import (
+    BOL_OHM,
+    RATED_AH,
+    T0,
+    V_REST,
+    Spec,
+    rows_for,
+    store_lot,
+)
 
 SPECS = [
     Spec("C1", rows_for(0.90), 0.018, 0.10),
@@ -94,7 +103,10 @@ def test_lot_grades_use_the_lot_statistics(lot_db: Path) -> None:
     }
     c6 = graded.grade_of("C6")
     assert c6 is not None
-    assert main_reason(c6, profile) == "self-discharge far above the lot (median + 5 MAD)"
+    # The gate's words, the measured value and the limit it failed (lot median + 5 MAD).
+    assert main_reason(c6, profile).startswith(
+        "self-discharge far above the lot (median + 5 MAD) (k_mv_per_day 0.45 mV/day, limit <= "
+    )
     c7 = graded.grade_of("C7")
     assert c7 is not None and "OCV below the manufacturer's minimum" in main_reason(c7, profile)
     assert graded.counts() == {"A": 2, "B": 1, "C": 1, "D": 1, "QUARANTINE": 1, "REJECT": 1}
@@ -127,7 +139,7 @@ def test_grades_are_stored_append_only_and_regrading_keeps_old_ones(
         assert set(latest) == {s.cell_id for s in SPECS}
         assert latest["C1"].profile_version == "1.1.0"
         assert latest["C6"].grade == "REJECT" and latest["C6"].bin == ""
-        assert latest["C6"].reason == "self-discharge far above the lot (median + 5 MAD)"
+        assert latest["C6"].reason.startswith("self-discharge far above the lot")
         with storage.reader() as conn:
             audits = conn.execute("SELECT count(*) FROM audit WHERE action = 'grade cell'")
             assert audits.fetchone()[0] == 2 * len(SPECS)
@@ -156,3 +168,20 @@ def test_errors_name_what_is_missing(lot_db: Path, tmp_path: Path) -> None:
     not_db.write_text("hello", encoding="utf-8")
     with pytest.raises(EvaluationError, match="not a station database"):
         grade_lot(not_db, profile)
+
+
+def test_matching_compares_the_hold_end_ocv_when_every_cell_has_one(lot_db: Path) -> None:
+    """The hold's last OCV record is ``V_REST - K * days`` (storedlot), the intake OCV is the
+    spec's; both exact."""
+    graded = grade_lot(lot_db, load_profile("second-life"), lot="L1")
+    cells, source = matching_metrics(graded.metrics)
+    assert source == "hold end"
+    for spec, cell in zip(SPECS, cells, strict=True):
+        assert spec.k_mv_per_day is not None
+        drop = spec.k_mv_per_day * spec.hold_days / 1000.0
+        assert cell.value("ocv_v") == pytest.approx(V_REST - drop, abs=1e-12)
+    # One cell without a hold: every cell keeps its intake OCV, never a mix.
+    without = [replace(graded.metrics[0], figures={"ocv_v": graded.metrics[0].figures["ocv_v"]})]
+    cells, source = matching_metrics(without + graded.metrics[1:])
+    assert source == "intake"
+    assert [c.value("ocv_v") for c in cells] == [s.ocv_v for s in SPECS]

@@ -48,6 +48,14 @@ def test_trip_shows_value_on_tile_and_banner_and_stop_all_ends_every_output(
     qtbot.waitUntil(lambda: tile.state_text == "TRIPPED", timeout=5000)
     assert tile.alarm_text == alarm.removeprefix("ch02: ")
     assert views["ch01"].state is ChannelState.RUNNING
+    # The tripped cell gets a decision too, stored through the one evaluation path: QUARANTINE
+    # with the limit and the value (station.evaluation.stopped_grade).
+    qtbot.waitUntil(lambda: views["ch02"].grade is not None, timeout=30_000)
+    grade = views["ch02"].grade
+    assert grade is not None and grade.grade == "QUARANTINE"
+    assert grade.summary.startswith("run stopped by the temperature_max limit at step ")
+    assert f"{float(match[1]):.6g}" in grade.summary
+    assert station.storage.grades_of(placed["ch02"].cell_id)[-1].grade == "QUARANTINE"
 
     with qtbot.waitSignal(controller.stop_all_finished, timeout=30_000) as stopped:
         qtbot.mouseClick(window.stop_button, QtCore.Qt.MouseButton.LeftButton)

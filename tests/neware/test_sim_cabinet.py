@@ -33,8 +33,8 @@ TICK_S = 2.0
 
 
 class Bench:
-    def __init__(self, tmp_path: Path, n: int = 2) -> None:
-        self.clock = SimClock(1_700_000_000.0, manual=True)
+    def __init__(self, tmp_path: Path, n: int = 2, clock: SimClock | None = None) -> None:
+        self.clock = clock or SimClock(1_700_000_000.0, manual=True)
         self.cells = [LinearCell(t_s=self.clock.now()) for _ in range(n)]
         self.cabinet = NewareCabinet(self.clock, self.cells, seed=7)
         self.tmp = tmp_path
@@ -220,6 +220,17 @@ def test_download_returns_every_row_once_in_order_across_chunks(bench: Bench) ->
     assert [int(r["seqid"]) for r in rows] == list(range(1, 2602))
     assert [int(r["testtime"]) for r in rows] == [1000 * i for i in range(2601)]
     assert len(bench.download(1, 5000)) == 1000, "at most 1000 rows per call"
+
+
+def test_row_times_are_calendar_times_from_the_clock_epoch(tmp_path: Path) -> None:
+    """A bench clock counting from 0 with ``epoch_s`` 1.7e9 (2023-11-14 22:13:20 UTC, by hand:
+    19676 days + 80000 s): the cabinet prints rows on that calendar."""
+    bench = Bench(tmp_path, clock=SimClock(0.0, manual=True, epoch_s=1_700_000_000.0))
+    step = CyclerStep(StepMode.REST, end=EndConditions(time_s=100.0), record_interval_s=10.0)
+    assert bench.start(step) == "ok"
+    bench.clock.advance(30.0)
+    rows = bench.all_rows()
+    assert [r["atime"] for r in rows[:2]] == ["2023-11-14 22:13:20", "2023-11-14 22:13:30"]
 
 
 def test_channels_run_independently(bench: Bench) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from station.passport.rawdata import RawSeries
-from station.passport.record import GradeOutcome
+from station.passport.record import BatteryStatus, GradeOutcome
 from station.passport.signing import StationKey, sign_document
 from station.reports.batch import matching_groups, render_batch_report, summarise
 from station.reports.certificate import SignatureInfo, render_certificate
@@ -169,6 +169,32 @@ def test_batch_report_pdf_lists_yield_rejects_groups_and_flags(
     for group in summary.groups:
         assert f"{group.capacity_spread_pct:.2f}" in text
     assert "calibration HIOKI BT3562 s/n 230511204 (overdue)" in text
+
+
+def test_yield_counts_released_cells_and_lists_held_ones(
+    batch: list[GradedCell], tmp_path: Path
+) -> None:
+    """Reference: counting by hand. Two passing cells become RETEST and QUARANTINE (status
+    original, as ``status_for_decision`` gives): they leave the yield and the matching groups
+    and are listed with their reasons."""
+    records = [c.record for c in batch]
+    passing = [i for i, r in enumerate(records) if r.status is BatteryStatus.REPURPOSED]
+    for index, decision in zip(passing[:2], ("RETEST", "QUARANTINE"), strict=True):
+        record = records[index]
+        grade = replace(record.grade, grade=decision, bin=decision, reasons=(f"{decision} why",))
+        records[index] = replace(record, grade=grade, status=BatteryStatus.ORIGINAL)
+    summary = summarise(records, lot="LOT-7", group_size=2, capacity_tol_pct=4.0)
+    released = [r for r in records if r.status is BatteryStatus.REPURPOSED]
+    assert summary.released == len(released) == len(passing) - 2
+    assert summary.yield_pct == pytest.approx(len(released) / len(records) * 100.0, abs=1e-12)
+    held = sorted(records[i].cell.serial_number for i in passing[:2])
+    assert [r.cell.serial_number for r in summary.held] == held
+    grouped = {s for g in summary.groups for s in g.serials}
+    assert grouped.isdisjoint(held) and not set(summary.unmatched) & set(held)
+    assert list(summary.unmatched) == sorted(summary.unmatched)
+    text = _pdftotext(render_batch_report(summary, tmp_path / "batch.pdf"))
+    assert "yield (released: a reuse bin)" in text and f"{summary.yield_pct:.1f}" in text
+    assert "RETEST why" in text and "QUARANTINE why" in text
 
 
 def test_matching_groups_respect_size_and_tolerance(batch: list[GradedCell]) -> None:

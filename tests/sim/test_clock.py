@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from hardware_sim.bench import build_bench, single_device
 from hardware_sim.clock import SimClock
 
 
@@ -69,3 +72,21 @@ def test_skip_jumps_a_running_and_a_manual_clock_ahead() -> None:
     assert manual.now() == 15.0
     with pytest.raises(ValueError, match="backwards"):
         clock.skip(-1.0)
+
+
+def test_a_bench_clock_is_on_the_calendar_of_its_launch_unless_told_otherwise() -> None:
+    """Reference: ``time.time()`` read around the build. A running bench publishes its clock in
+    Unix time from the launch (records carry today's date, not 1970) while counting from 0
+    inside; a manual bench stays at 0 and a given start is kept exactly (deterministic tests)."""
+    before = time.time()
+    running = single_device("bt3562", speed=60.0)
+    after = time.time()
+    assert before <= running.clock.epoch_s <= after
+    assert running.clock.t0_s == 0.0
+    published = running.clock.describe()["t0_s"]
+    assert published == running.clock.epoch_s
+    manual = single_device("bt3562", manual=True).clock
+    assert manual.now() == 0.0 and manual.describe()["t0_s"] == 0.0
+    description = {"bench": {"start_s": 1.8e9}, "device": [{"kind": "bt3562"}]}
+    assert build_bench(description, cells=2).clock.describe()["t0_s"] == 1.8e9
+    assert build_bench(description, cells=2, start_s=5.0).clock.describe()["t0_s"] == 5.0

@@ -184,7 +184,10 @@ def test_printed_clock_builds_a_station_scaled_clock_on_the_same_time() -> None:
         before = bench.clock.now()
         seen = station_clock.now()
         after = bench.clock.now()
-        # same formula and wall source: the station's reading falls between two of ours
-        assert before <= seen <= after
+        # same formula and wall source: the station's reading falls between two of ours, put on
+        # the calendar (Unix time; the launch is the wall clock's time by default)
+        epoch = bench.clock.epoch_s
+        assert abs(epoch - bench.clock.w0_s) < 0.1
+        assert before + epoch <= seen <= after + epoch
     finally:
         running.stop()
