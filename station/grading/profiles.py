@@ -449,6 +449,19 @@ def evaluate_rule(
     )
 
 
+def _why_not(bin_name: str, results: list[RuleResult]) -> str:
+    """Words for the better bin a cell just missed, e.g. ``"; not B: resistance_increase_pct
+    77.9 % (needs <= 75 %)"``, so a bin grade says what held it back."""
+    failed = []
+    for r in results:
+        if r.verdict is Verdict.FAIL and r.value is not None:
+            unit = "" if r.unit in ("", "1") else f" {r.unit}"
+            failed.append(
+                f"{r.metric} {r.value:.3g}{unit} (needs {r.comparison} {r.threshold:g}{unit})"
+            )
+    return f"; not {bin_name}: {', '.join(failed)}" if failed else ""
+
+
 def grade_cell(
     cell: CellMetrics,
     profile: Profile,
@@ -485,11 +498,13 @@ def grade_cell(
             tuple(evidence),
             f"{worst} under {head}: gate(s) {names}",
         )
+    missed = ""
     for bin_ in profile.bins:
         results = [evaluate_rule(r, cell, profile, stats, datasheet) for r in bin_.rules]
         evidence.extend(results)
         verdicts = {r.verdict for r in results}
         if Verdict.FAIL in verdicts:
+            missed = _why_not(bin_.name, results)
             continue
         if verdicts & {Verdict.RETEST, Verdict.MISSING}:
             unsure = ", ".join(r.metric for r in results if r.verdict is not Verdict.PASS)
@@ -509,7 +524,7 @@ def grade_cell(
             profile.version,
             profile.sha256,
             tuple(evidence),
-            f"{bin_.name} under {head}: {bin_.use}",
+            f"{bin_.name} under {head}: {bin_.use}{missed}",
             use=bin_.use,
         )
     return Grade(

@@ -60,6 +60,22 @@ def test_healthy_cell_gets_bin_a_with_explanations() -> None:
     assert "soh_capacity_pct = 85 %" in soh.explanation and "v1.0.0" in soh.explanation
 
 
+def test_a_bin_grade_names_what_kept_it_from_the_bin_above() -> None:
+    """SoH 82 % passes bin A's capacity rule, but a resistance increase of 78 % fails A (<= 50 %)
+    and B (<= 75 %): the grade is C, and its summary names B's failed rule with the value and
+    the limit; a cell that reaches A has nothing to add."""
+    cell = second_life_cell(
+        soh_capacity_pct=Figure(82.0, "%", 0.1), resistance_increase_pct=Figure(78.0, "%", 0.9)
+    )
+    grade = grade_cell(cell, load_profile("second-life"))
+    assert grade.outcome == "C"
+    assert grade.summary.endswith("; not B: resistance_increase_pct 78 % (needs <= 75 %)"), (
+        grade.summary
+    )
+    best = grade_cell(second_life_cell(), load_profile("second-life"))
+    assert best.outcome == "A" and "; not " not in best.summary
+
+
 @pytest.mark.parametrize(
     ("soh", "sigma", "expected"),
     [
