@@ -312,6 +312,8 @@ def build_record(
         "rte": "Wh out of the C/3 discharge over Wh into the CCCV recharge after it",
         "dcir_10s_ohm": "median 10 s HPPC discharge pulse resistance",
         "acir_ohm": "1 kHz AC resistance at intake",
+        "self_discharge_pct_per_month": "K-value of the 7-day OCV hold x dQ/dV of the C/3 "
+        "discharge at the hold OCV, over the rated capacity (grading.md 2.4)",
     }
     for metric, text in method.items():
         figure = metrics.figures.get(metric)
@@ -401,7 +403,7 @@ def build_record(
                 qualifier=f"soc={soc}",
                 conditions=conditions,
             )
-    history = (
+    history: list[tuple[str, float | int | tuple[str, ...]]] = [
         ("6.7.6.4", 800),
         ("6.7.6.7", 12.0),
         ("6.7.6.8", 4000.0),
@@ -413,10 +415,10 @@ def build_record(
         ("6.7.8.3", 0),
         ("6.7.8.4", ()),
         ("6.7.8.5", ()),
-        # The clause is %/month, which needs dQ/dV at the storage SOC; the station's hold
-        # measures K in mV/day (in the grade's evidence), so this stays the simulated history's.
-        ("6.7.4.7", 2.0),
-    )
+    ]
+    if metrics.value("self_discharge_pct_per_month") is None:
+        # No hold measured on this cell: the rate stays the simulated history's.
+        history.append(("6.7.4.7", 2.0))
     for clause, value in history:
         builder.add(
             PassportValue(

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from station.grading.metrics import CellInputs, MeasurementConditions, cell_metrics
-from station.grading.ocv import k_value_mv_per_day
+from station.grading.ocv import dqdv_at, ica, k_value_mv_per_day, leakage
 from station.grading.profiles import (
     SEVERITY,
     LotReport,
@@ -444,6 +444,8 @@ def metrics_for_run(run: RunData) -> CellMetrics:
         # CE of the whole run's last charge/discharge pair would pair an HPPC SOC move with the
         # recharge; the reference cycle's CE starts from a partial charge: neither is reported.
         figures.pop("coulombic_efficiency", None)
+    if pair is not None and "k_mv_per_day" in figures:
+        figures.update(_self_discharge_rate(run, pair[0], figures))
     acir = extra.get("acir_ohm")
     if acir is not None and run.bol_resistance_ohm:
         bol = run.bol_resistance_ohm
@@ -455,6 +457,38 @@ def metrics_for_run(run: RunData) -> CellMetrics:
             note="1 kHz ACIR at intake vs the rated 1 kHz ACIR",
         )
     return CellMetrics(metrics.cell_id, metrics.chemistry, figures, metrics.facts)
+
+
+def _self_discharge_rate(
+    run: RunData, discharge_step: int, figures: dict[str, Figure]
+) -> dict[str, Figure]:
+    """Self-discharge as %/month of rated capacity (passport clause 6.7.4.7, grading.md 2.4):
+    the leakage current K x dQ/dV, with dQ/dV read off the ICA of the reference C/3 discharge at
+    the voltage that discharge showed at the hold's OCV (the hold-end OCV less the discharge's
+    I x R_10s drop, as the loaded curve sits that far below the OCV). Empty when the discharge
+    spans too few voltages for an ICA."""
+    rows = run.step_index == discharge_step
+    current = run.current_a[rows]
+    try:
+        curve = ica(run.t_s[rows], run.voltage_v[rows], current)
+    except ValueError:
+        return {}
+    ocv = figures[HOLD_END_OCV].value if HOLD_END_OCV in figures else math.nan
+    dcir = figures.get("dcir_10s_ohm")
+    drop = abs(float(np.median(current))) * dcir.value if dcir is not None and dcir.ok else 0.0
+    if not math.isfinite(ocv):
+        return {}
+    dqdv = dqdv_at(curve, ocv - drop)
+    rate = leakage(figures["k_mv_per_day"], dqdv, run.rated_capacity_ah).pct_per_month
+    note = (
+        f"K x dQ/dV ({dqdv:.4g} Ah/V of the C/3 discharge at {ocv - drop:.4f} V, the hold OCV "
+        f"{ocv:.4f} V less its I x R drop), over the rated capacity, 30-day month"
+    )
+    return {
+        "self_discharge_pct_per_month": Figure(
+            rate.value, rate.unit, rate.uncertainty, rate.flags, note=note
+        )
+    }
 
 
 def metrics_of(source: Source, cell_id: str) -> CellMetrics:
