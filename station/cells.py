@@ -18,10 +18,13 @@ import io
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from itertools import repeat
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 # Default voltage windows by chemistry, used only to sanity-check rated values (never substituted).
 CHEMISTRIES: dict[str, tuple[float, float]] = {
@@ -167,30 +170,183 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     )
     for name in CELL_FIELDS
 }
+_ABSENT = object()  # a JSON object without this key (only ``cell_id`` must be present)
+
+Problem = tuple[int | None, str, str]  # (1-based row or None, column, message)
+BadValue = tuple[int, str]  # (0-based position in its column, message)
+
+
+def _slow_column(name: str, values: Sequence[Any], rows: list[int]) -> list[BadValue]:
+    """(position, message) of every value of a column its converter refuses, one by one."""
+    converter = _CONVERTERS[name]
+    bad: list[BadValue] = []
+    for k in rows:
+        try:
+            converter(values[k])
+        except ValueError as error:
+            bad.append((k, str(error)))
+    return bad
+
+
+CHUNK = 4096  # values per fast float attempt when a column has a bad value somewhere
+
+
+def _floats(values: Sequence[str]) -> np.ndarray:
+    """``float`` of every value at C speed (empty values read as 1: they are checked apart)."""
+    texts = (v or "1" for v in values) if "" in values else values
+    return np.fromiter(map(float, texts), float, len(values))
+
+
+def _unparsable(values: Sequence[str]) -> list[int]:
+    """Positions of the chunks of a text column where ``float`` fails somewhere (C-speed scan)."""
+    suspects: list[int] = []
+    for a in range(0, len(values), CHUNK):
+        chunk = values[a : a + CHUNK]
+        try:
+            _floats(chunk)
+        except ValueError:
+            suspects.extend(range(a, a + len(chunk)))
+    return suspects
+
+
+def _number_column(
+    name: str, values: Sequence[Any], *, text: bool
+) -> tuple[list[float | None], list[BadValue]]:
+    """Convert a numeric column at C speed; the slow per-value path runs only to name problems.
+
+    A text (CSV) column takes ``float`` over it (one ``map``) and one vectorised finite/positive
+    test; JSON values of any type take the per-value path.
+    """
+    if text:
+        try:
+            numbers = _floats(values)
+        except ValueError:
+            return [], _slow_column(name, values, _unparsable(values))
+        bad = np.flatnonzero(~np.isfinite(numbers) | (numbers <= 0))
+        if bad.size:
+            return [], _slow_column(name, values, bad.tolist())
+        converted: list[float | None] = numbers.tolist()
+        if "" in values:
+            for k, v in enumerate(values):
+                if v == "":
+                    converted[k] = None
+        return converted, []
+    problems = _slow_column(name, values, [k for k, v in enumerate(values) if v is not _ABSENT])
+    if problems:
+        return [], problems
+    return [None if v is _ABSENT else _number(v) for v in values], []
+
+
+def _choice_column(
+    name: str, values: Sequence[Any], allowed: Iterable[str], *, text: bool, upper: bool
+) -> tuple[list[str], list[BadValue]]:
+    """Chemistry or format: each distinct value is normalised and looked up once."""
+    texts, problems = _text_column(name, values, text=text)
+    if problems:
+        return [], problems
+    normal = {v: v.upper() if upper else v.lower() for v in set(texts)}
+    unknown = {v for v, n in normal.items() if n and n not in allowed}
+    if unknown:
+        return [], _slow_column(name, values, [k for k, v in enumerate(texts) if v in unknown])
+    return list(map(normal.__getitem__, texts)), []
+
+
+def _text_column(
+    name: str, values: Sequence[Any], *, text: bool
+) -> tuple[list[str], list[BadValue]]:
+    if text:
+        return list(map(str.strip, values)), []
+    rows = [k for k, v in enumerate(values) if v is not _ABSENT and type(v) is not str]
+    problems = _slow_column(name, values, rows)
+    if problems:
+        return [], problems
+    return ["" if v is _ABSENT else _text(v) for v in values], []
+
+
+_BAD_ID_IN_JOINED = re.compile(
+    r"[\x00-\x09\x0b-\x1f\x7f/\\]|^[^\S\n]*\.{0,2}[^\S\n]*$", re.MULTILINE
+)
+
+
+def _id_column(values: Sequence[Any], *, text: bool) -> tuple[list[str], list[BadValue]]:
+    """Cell IDs: whole-column checks on the IDs joined by newlines (a newline inside an ID shows
+    as one line too many) find suspects; only then is every ID checked on its own."""
+    if text:
+        joined = "\n".join(values)
+        if (
+            joined.count("\n") == len(values) - 1
+            and max(map(len, values)) <= MAX_ID_LENGTH
+            and _BAD_ID_IN_JOINED.search(joined) is None
+        ):
+            return list(values), []
+    present = [k for k, v in enumerate(values) if v is not _ABSENT]
+    return list(values), _slow_column("cell_id", values, present)
+
+
+def _check_columns(
+    columns: Mapping[str, Sequence[Any]], *, text: bool
+) -> tuple[dict[str, list[Any]], list[tuple[int, str, str]]]:
+    """Check and convert a table held as columns; problems carry 0-based row positions.
+
+    ``text`` says every value is a string (CSV). Every column is checked whole (vectorised or
+    set-based); cells are built (:func:`_cells`) only when no column has a problem, so a refused
+    file costs a few passes over its columns.
+    """
+    problems: list[tuple[int, str, str]] = []
+    converted: dict[str, list[Any]] = {}
+    for name, values in columns.items():
+        is_text = text or all(type(v) is str for v in values)
+        column: list[Any]
+        if name == "cell_id":
+            column, bad = _id_column(values, text=is_text)
+        elif name in _FLOAT_FIELDS:
+            column, bad = _number_column(name, values, text=is_text)
+        elif name == "chemistry":
+            column, bad = _choice_column(name, values, CHEMISTRIES, text=is_text, upper=True)
+        elif name == "format":
+            column, bad = _choice_column(name, values, FORMATS, text=is_text, upper=False)
+        else:
+            column, bad = _text_column(name, values, text=is_text)
+        problems.extend((k, name, message) for k, message in bad)
+        converted[name] = column
+    failed = {k for k, _, _ in problems}
+    vmin, vmax = converted.get("voltage_min_v"), converted.get("voltage_max_v")
+    if vmin and vmax:
+        problems.extend(
+            (k, "voltage_min_v", "must be below voltage_max_v")
+            for k, (low, high) in enumerate(zip(vmin, vmax, strict=True))
+            if low is not None and high is not None and low >= high and k not in failed
+        )
+    return converted, problems
+
+
+def _cells(converted: dict[str, list[Any]]) -> list[Cell]:
+    names = list(converted)
+    return [
+        Cell(**dict(zip(names, row, strict=True))) for row in zip(*converted.values(), strict=True)
+    ]
+
+
+def _sorted_problems(problems: list[Problem]) -> list[Problem]:
+    order = {name: k for k, name in enumerate(CELL_FIELDS)}
+    return sorted(
+        problems, key=lambda p: (-1 if p[0] is None else p[0], order.get(p[1], len(order)))
+    )
 
 
 def cell_from_mapping(row: Mapping[str, Any], *, row_number: int | None = None) -> Cell:
     """Build and check one cell from a mapping of field name -> value (strings or numbers)."""
-    problems: list[tuple[int | None, str, str]] = []
-    values: dict[str, Any] = {}
-    for name, raw in row.items():
-        converter = _CONVERTERS.get(name)
-        if converter is None:
-            problems.append((row_number, str(name), "unknown column"))
-            continue
-        try:
-            values[name] = converter(raw)
-        except ValueError as error:
-            problems.append((row_number, name, str(error)))
+    problems: list[Problem] = [
+        (row_number, str(name), "unknown column") for name in row if name not in _CONVERTERS
+    ]
     if "cell_id" not in row:
         problems.append((row_number, "cell_id", "cell ID is missing"))
-    if not problems:
-        vmin, vmax = values.get("voltage_min_v"), values.get("voltage_max_v")
-        if vmin is not None and vmax is not None and vmin >= vmax:
-            problems.append((row_number, "voltage_min_v", "must be below voltage_max_v"))
+    columns = {name: [value] for name, value in row.items() if name in _CONVERTERS}
+    converted, bad = _check_columns(columns, text=False)
+    problems.extend((row_number, name, message) for _, name, message in bad)
     if problems:
-        raise CellDataError(problems)
-    return Cell(**values)
+        raise CellDataError(_sorted_problems(problems))
+    return _cells(converted)[0]
 
 
 def check_ready_for_test(cell: Cell) -> None:
@@ -207,12 +363,47 @@ def check_ready_for_test(cell: Cell) -> None:
         raise CellDataError(problems)
 
 
-def _rows_from_csv(text: str) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise CellDataError([(None, "header", "the CSV file is empty")]) from None
+def _split_plain_csv(text: str) -> tuple[list[str], dict[int, list[str]]] | None:
+    """Header and columns (by position) of a CSV without quotes, blank lines or ragged rows,
+    split with a few whole-text ``str`` operations; None sends the text to the csv module."""
+    if '"' in text:
+        return None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            return None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if not lines or "" in lines:
+        return None
+    header, rows = lines[0].split(","), lines[1:]
+    width = len(header)
+    if any(count != width - 1 for count in set(map(str.count, rows, repeat(",")))):
+        return None
+    flat = ",".join(rows).split(",") if rows else []
+    return header, {k: flat[k::width] for k in range(width)}
+
+
+def _columns_from_csv(text: str) -> tuple[dict[str, Sequence[Any]], int]:
+    """The CSV's columns by header name and its data row count.
+
+    Plain files (the common case, and a million-row export) are split by :func:`_split_plain_csv`;
+    anything with quotes or irregular rows goes through the csv module, which also names the
+    first row with the wrong number of fields.
+    """
+    text = text.lstrip("\ufeff")
+    plain = _split_plain_csv(text)
+    records: list[list[str]] = []
+    if plain is None:
+        reader = csv.reader(io.StringIO(text))
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise CellDataError([(None, "header", "the CSV file is empty")]) from None
+        records = list(reader)
+    else:
+        header = plain[0]
     header = [name.strip() for name in header]
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
@@ -223,13 +414,19 @@ def _rows_from_csv(text: str) -> Iterator[tuple[int, dict[str, str]]]:
     if "cell_id" not in header:
         raise CellDataError([(None, "cell_id", "required column is missing")])
     width = len(header)
-    for number, record in enumerate(reader, start=1):
-        if len(record) != width:
-            raise CellDataError([(number, "*", f"has {len(record)} fields, header has {width}")])
-        yield number, dict(zip(header, record, strict=True))
+    if plain is not None:
+        columns = plain[1]
+        return {name: columns[k] for k, name in enumerate(header)}, len(columns[0])
+    if set(map(len, records)) - {width}:
+        number, record = next((k, r) for k, r in enumerate(records, start=1) if len(r) != width)
+        raise CellDataError([(number, "*", f"has {len(record)} fields, header has {width}")])
+    by_position = zip(*records, strict=True) if records else ((),) * width
+    return dict(zip(header, by_position, strict=True)), len(records)
 
 
-def _rows_from_json(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _columns_from_json(text: str) -> tuple[dict[str, Sequence[Any]], int, list[Problem]]:
+    """The JSON list's columns (keys a row leaves out are absent), row count and key problems."""
+
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         keys = [key for key, _ in pairs]
         for key in keys:
@@ -247,53 +444,65 @@ def _rows_from_json(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
         data = data["cells"]
     if not isinstance(data, list):
         raise CellDataError([(None, "json", 'expected a list of cells or {"cells": [...]}')])
+    problems: list[Problem] = []
     for number, item in enumerate(data, start=1):
         if not isinstance(item, dict):
             raise CellDataError([(number, "*", "expected an object")])
-        yield number, item
+        problems.extend(
+            (number, str(key), "unknown column") for key in item if key not in _CONVERTERS
+        )
+        if "cell_id" not in item:
+            problems.append((number, "cell_id", "cell ID is missing"))
+    names = [name for name in CELL_FIELDS if name == "cell_id" or any(name in r for r in data)]
+    columns = {name: [item.get(name, _ABSENT) for item in data] for name in names}
+    return dict(columns), len(data), problems
+
+
+def _duplicate_ids(ids: Sequence[Any], skip: set[int]) -> list[Problem]:
+    """Rows (1-based) whose ID an earlier row already has; rows in ``skip`` are left out."""
+    if len(set(ids)) == len(ids):
+        return []
+    first: dict[Any, int] = {}
+    problems: list[Problem] = []
+    for k, cell_id in enumerate(ids):
+        if k in skip or cell_id is _ABSENT:
+            continue
+        if cell_id in first:
+            problems.append(
+                (k + 1, "cell_id", f"duplicate ID {cell_id!r} (first in row {first[cell_id]})")
+            )
+        else:
+            first[cell_id] = k + 1
+    return problems
 
 
 def parse_lot(text: str, *, kind: str, lot: str | None = None) -> list[Cell]:
     """Parse and check a whole cell list (``kind`` is ``csv`` or ``json``); all or nothing.
 
     ``lot`` fills the lot of rows that leave it empty. Duplicate IDs inside the list are errors.
+    The list is checked column by column (see :func:`_check_columns`): a million-row file with
+    one bad row is refused in a few whole-column passes instead of a million row checks.
     """
-    rows: Iterable[tuple[int, Mapping[str, Any]]]
+    problems: list[Problem] = []
     if kind == "csv":
-        rows = _rows_from_csv(text)
+        columns, count = _columns_from_csv(text)
     elif kind == "json":
-        rows = _rows_from_json(text)
+        columns, count, problems = _columns_from_json(text)
     else:
         raise ValueError(f"unknown cell list kind {kind!r} (csv or json)")
-    cells: list[Cell] = []
-    problems: list[tuple[int | None, str, str]] = []
-    seen: dict[str, int] = {}
-    for number, row in rows:
-        try:
-            cell = cell_from_mapping(row, row_number=number)
-        except CellDataError as error:
-            problems.extend(error.problems)
-            if len(problems) >= MAX_REPORTED_ERRORS:
-                raise CellDataError(problems[:MAX_REPORTED_ERRORS], more=True) from None
-            continue
-        if cell.cell_id in seen:
-            problems.append(
-                (
-                    number,
-                    "cell_id",
-                    f"duplicate ID {cell.cell_id!r} (first in row {seen[cell.cell_id]})",
-                )
-            )
-            continue
-        seen[cell.cell_id] = number
-        if lot and not cell.lot:
-            cell = replace(cell, lot=lot)
-        cells.append(cell)
-    if problems:
-        raise CellDataError(problems)
-    if not cells:
+    if count == 0:
         raise CellDataError([(None, "*", "the cell list has no rows")])
-    return cells
+    converted, bad = _check_columns(columns, text=kind == "csv")
+    problems.extend((k + 1, name, message) for k, name, message in bad)
+    bad_ids = {k for k, name, _ in bad if name == "cell_id"}
+    problems.extend(_duplicate_ids(columns["cell_id"], bad_ids))
+    if problems:
+        problems = _sorted_problems(problems)
+        more = len(problems) > MAX_REPORTED_ERRORS
+        raise CellDataError(problems[:MAX_REPORTED_ERRORS], more=more)
+    if lot:
+        converted["lot"] = [value or lot for value in converted.get("lot", [""] * count)]
+    return _cells(converted)
 
 
 def read_lot_file(path: str | Path, *, lot: str | None = None) -> list[Cell]:
