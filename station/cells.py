@@ -197,35 +197,30 @@ def _floats(values: Sequence[str]) -> np.ndarray:
     return np.fromiter(map(float, texts), float, len(values))
 
 
-def _unparsable(values: Sequence[str]) -> list[int]:
-    """Positions of the chunks of a text column where ``float`` fails somewhere (C-speed scan)."""
-    suspects: list[int] = []
-    for a in range(0, len(values), CHUNK):
-        chunk = values[a : a + CHUNK]
-        try:
-            _floats(chunk)
-        except ValueError:
-            suspects.extend(range(a, a + len(chunk)))
-    return suspects
-
-
 def _number_column(
     name: str, values: Sequence[Any], *, text: bool
 ) -> tuple[list[float | None], list[BadValue]]:
     """Convert a numeric column at C speed; the slow per-value path runs only to name problems.
 
-    A text (CSV) column takes ``float`` over it (one ``map``) and one vectorised finite/positive
-    test; JSON values of any type take the per-value path.
+    A text (CSV) column takes ``float`` over it (one ``map`` per chunk; only a chunk where it
+    fails is looked at value by value) and one vectorised finite/positive test; JSON values of
+    any type take the per-value path.
     """
     if text:
-        try:
-            numbers = _floats(values)
-        except ValueError:
-            return [], _slow_column(name, values, _unparsable(values))
+        numbers = np.empty(len(values))
+        suspects: list[int] = []
+        for a in range(0, len(values), CHUNK):
+            chunk = values[a : a + CHUNK]
+            try:
+                numbers[a : a + len(chunk)] = _floats(chunk)
+            except ValueError:
+                suspects.extend(range(a, a + len(chunk)))
+        if suspects:
+            return [], _slow_column(name, values, suspects)
         bad = np.flatnonzero(~np.isfinite(numbers) | (numbers <= 0))
         if bad.size:
             return [], _slow_column(name, values, bad.tolist())
-        converted: list[float | None] = numbers.tolist()
+        converted: list[float | None] = list(numbers.tolist())
         if "" in values:
             for k, v in enumerate(values):
                 if v == "":
@@ -263,18 +258,22 @@ def _text_column(
     return ["" if v is _ABSENT else _text(v) for v in values], []
 
 
-_BAD_ID_IN_JOINED = re.compile(
-    r"[\x00-\x09\x0b-\x1f\x7f/\\]|^[^\S\n]*\.{0,2}[^\S\n]*$", re.MULTILINE
-)
+# In IDs joined by newlines: a control character (other than the joining newline) or separator.
+_BAD_ID_IN_JOINED = re.compile(r"[\x00-\x09\x0b-\x1f\x7f/\\]")
 
 
 def _id_column(values: Sequence[Any], *, text: bool) -> tuple[list[str], list[BadValue]]:
-    """Cell IDs: whole-column checks on the IDs joined by newlines (a newline inside an ID shows
-    as one line too many) find suspects; only then is every ID checked on its own."""
+    """Cell IDs: whole-column checks (one regex search over the IDs joined by newlines, where a
+    newline inside an ID shows as one line too many) find suspects; only then is every ID
+    checked on its own."""
     if text:
+        stripped = list(map(str.strip, values))
         joined = "\n".join(values)
         if (
-            joined.count("\n") == len(values) - 1
+            "" not in stripped
+            and "." not in stripped
+            and ".." not in stripped
+            and joined.count("\n") == len(values) - 1
             and max(map(len, values)) <= MAX_ID_LENGTH
             and _BAD_ID_IN_JOINED.search(joined) is None
         ):
