@@ -18,7 +18,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from itertools import repeat
 from pathlib import Path
@@ -362,47 +362,14 @@ def check_ready_for_test(cell: Cell) -> None:
         raise CellDataError(problems)
 
 
-def _split_plain_csv(text: str) -> tuple[list[str], dict[int, list[str]]] | None:
-    """Header and columns (by position) of a CSV without quotes, blank lines or ragged rows,
-    split with a few whole-text ``str`` operations; None sends the text to the csv module."""
-    if '"' in text:
-        return None
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-        if "\r" in text:
-            return None
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    if not lines or "" in lines:
-        return None
-    header, rows = lines[0].split(","), lines[1:]
-    width = len(header)
-    if any(count != width - 1 for count in set(map(str.count, rows, repeat(",")))):
-        return None
-    flat = ",".join(rows).split(",") if rows else []
-    return header, {k: flat[k::width] for k in range(width)}
+CHUNK_CHARS = 1 << 22  # characters of a plain CSV split at a time: bounds the peak memory
 
 
-def _columns_from_csv(text: str) -> tuple[dict[str, Sequence[Any]], int]:
-    """The CSV's columns by header name and its data row count.
+class _NotPlain(Exception):
+    """A plain-looking CSV has a blank or ragged line: the csv module reads it instead."""
 
-    Plain files (the common case, and a million-row export) are split by :func:`_split_plain_csv`;
-    anything with quotes or irregular rows goes through the csv module, which also names the
-    first row with the wrong number of fields.
-    """
-    text = text.lstrip("\ufeff")
-    plain = _split_plain_csv(text)
-    records: list[list[str]] = []
-    if plain is None:
-        reader = csv.reader(io.StringIO(text))
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise CellDataError([(None, "header", "the CSV file is empty")]) from None
-        records = list(reader)
-    else:
-        header = plain[0]
+
+def _check_header(header: list[str]) -> list[str]:
     header = [name.strip() for name in header]
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
@@ -412,18 +379,69 @@ def _columns_from_csv(text: str) -> tuple[dict[str, Sequence[Any]], int]:
         raise CellDataError([(None, name, "unknown column") for name in unknown])
     if "cell_id" not in header:
         raise CellDataError([(None, "cell_id", "required column is missing")])
+    return header
+
+
+def _plain_csv_chunks(text: str) -> Iterator[dict[str, list[str]]] | None:
+    """Columns of a CSV without quotes, a chunk of lines at a time, split with whole-chunk
+    ``str`` operations; None (no plain header) or :class:`_NotPlain` (a blank or ragged line)
+    sends the text to the csv module."""
+    if '"' in text:
+        return None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            return None
+    end = text.find("\n")
+    end = len(text) if end == -1 else end
+    if end == 0:
+        return None
+    header = _check_header(text[:end].split(","))
     width = len(header)
-    if plain is not None:
-        columns = plain[1]
-        return {name: columns[k] for k, name in enumerate(header)}, len(columns[0])
+
+    stop = len(text) - 1 if text.endswith("\n") else len(text)  # the last line's newline
+
+    def chunks(pos: int) -> Iterator[dict[str, list[str]]]:
+        while pos < stop:
+            end = text.find("\n", pos + CHUNK_CHARS, stop)
+            end = stop if end == -1 else end
+            lines = text[pos:end].split("\n")
+            if "" in lines or set(map(str.count, lines, repeat(","))) != {width - 1}:
+                raise _NotPlain
+            flat = ",".join(lines).split(",")
+            yield {name: flat[k::width] for k, name in enumerate(header)}
+            pos = end + 1
+
+    return chunks(end + 1)
+
+
+def _csv_module_columns(text: str) -> dict[str, Sequence[str]]:
+    """The columns of any CSV by header name, read by the csv module (quotes, blank lines), which
+    also names the first row with the wrong number of fields."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = _check_header(next(reader))
+    except StopIteration:
+        raise CellDataError([(None, "header", "the CSV file is empty")]) from None
+    records = list(reader)
+    width = len(header)
     if set(map(len, records)) - {width}:
         number, record = next((k, r) for k, r in enumerate(records, start=1) if len(r) != width)
         raise CellDataError([(number, "*", f"has {len(record)} fields, header has {width}")])
     by_position = zip(*records, strict=True) if records else ((),) * width
-    return dict(zip(header, by_position, strict=True)), len(records)
+    return dict(zip(header, by_position, strict=True))
 
 
-def _columns_from_json(text: str) -> tuple[dict[str, Sequence[Any]], int, list[Problem]]:
+def _csv_chunks(text: str, *, plain: bool) -> Iterator[Mapping[str, Sequence[str]]]:
+    text = text.lstrip("\ufeff")
+    chunks = _plain_csv_chunks(text) if plain else None
+    if chunks is None:
+        yield _csv_module_columns(text)
+    else:
+        yield from chunks
+
+
+def _columns_from_json(text: str) -> tuple[dict[str, Sequence[Any]], list[Problem]]:
     """The JSON list's columns (keys a row leaves out are absent), row count and key problems."""
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -454,7 +472,7 @@ def _columns_from_json(text: str) -> tuple[dict[str, Sequence[Any]], int, list[P
             problems.append((number, "cell_id", "cell ID is missing"))
     names = [name for name in CELL_FIELDS if name == "cell_id" or any(name in r for r in data)]
     columns = {name: [item.get(name, _ABSENT) for item in data] for name in names}
-    return dict(columns), len(data), problems
+    return dict(columns), problems
 
 
 def _duplicate_ids(ids: Sequence[Any], skip: set[int]) -> list[Problem]:
@@ -475,33 +493,58 @@ def _duplicate_ids(ids: Sequence[Any], skip: set[int]) -> list[Problem]:
     return problems
 
 
-def parse_lot(text: str, *, kind: str, lot: str | None = None) -> list[Cell]:
-    """Parse and check a whole cell list (``kind`` is ``csv`` or ``json``); all or nothing.
-
-    ``lot`` fills the lot of rows that leave it empty. Duplicate IDs inside the list are errors.
-    The list is checked column by column (see :func:`_check_columns`): a million-row file with
-    one bad row is refused in a few whole-column passes instead of a million row checks.
-    """
-    problems: list[Problem] = []
-    if kind == "csv":
-        columns, count = _columns_from_csv(text)
-    elif kind == "json":
-        columns, count, problems = _columns_from_json(text)
-    else:
-        raise ValueError(f"unknown cell list kind {kind!r} (csv or json)")
-    if count == 0:
+def _parse_chunks(
+    chunks: Callable[[], Iterable[Mapping[str, Sequence[Any]]]],
+    problems: list[Problem],
+    *,
+    text: bool,
+    lot: str | None,
+) -> list[Cell]:
+    """Check every chunk of columns (keeping only the IDs, for duplicates), then, if nothing is
+    wrong, convert them again and build the cells: a refused file never holds its cells."""
+    ids: list[Any] = []
+    bad_ids: set[int] = set()
+    for columns in chunks():
+        offset = len(ids)
+        _, bad = _check_columns(columns, text=text)
+        problems.extend((offset + k + 1, name, message) for k, name, message in bad)
+        bad_ids.update(offset + k for k, name, _ in bad if name == "cell_id")
+        ids.extend(columns["cell_id"])
+    if not ids:
         raise CellDataError([(None, "*", "the cell list has no rows")])
-    converted, bad = _check_columns(columns, text=kind == "csv")
-    problems.extend((k + 1, name, message) for k, name, message in bad)
-    bad_ids = {k for k, name, _ in bad if name == "cell_id"}
-    problems.extend(_duplicate_ids(columns["cell_id"], bad_ids))
+    problems.extend(_duplicate_ids(ids, bad_ids))
     if problems:
         problems = _sorted_problems(problems)
         more = len(problems) > MAX_REPORTED_ERRORS
         raise CellDataError(problems[:MAX_REPORTED_ERRORS], more=more)
-    if lot:
-        converted["lot"] = [value or lot for value in converted.get("lot", [""] * count)]
-    return _cells(converted)
+    del ids, bad_ids
+    cells: list[Cell] = []
+    for columns in chunks():
+        converted, _ = _check_columns(columns, text=text)
+        if lot:
+            count = len(columns["cell_id"])
+            converted["lot"] = [value or lot for value in converted.get("lot", [""] * count)]
+        cells.extend(_cells(converted))
+    return cells
+
+
+def parse_lot(text: str, *, kind: str, lot: str | None = None) -> list[Cell]:
+    """Parse and check a whole cell list (``kind`` is ``csv`` or ``json``); all or nothing.
+
+    ``lot`` fills the lot of rows that leave it empty. Duplicate IDs inside the list are errors.
+    The list is checked column by column (see :func:`_check_columns`), a chunk of rows at a
+    time: a million-row file with one bad row is refused in a few whole-column passes instead
+    of a million row checks, and without building any cell.
+    """
+    if kind == "csv":
+        try:
+            return _parse_chunks(lambda: _csv_chunks(text, plain=True), [], text=True, lot=lot)
+        except _NotPlain:
+            return _parse_chunks(lambda: _csv_chunks(text, plain=False), [], text=True, lot=lot)
+    if kind == "json":
+        columns, problems = _columns_from_json(text)
+        return _parse_chunks(lambda: [columns], problems, text=False, lot=lot)
+    raise ValueError(f"unknown cell list kind {kind!r} (csv or json)")
 
 
 def read_lot_file(path: str | Path, *, lot: str | None = None) -> list[Cell]:
