@@ -362,7 +362,7 @@ def check_ready_for_test(cell: Cell) -> None:
         raise CellDataError(problems)
 
 
-CHUNK_CHARS = 1 << 22  # characters of a plain CSV split at a time: bounds the peak memory
+CHUNK_CHARS = 1 << 18  # characters of a plain CSV split at a time (cache-sized; bounds peak memory)
 
 
 class _NotPlain(Exception):
@@ -475,14 +475,37 @@ def _columns_from_json(text: str) -> tuple[dict[str, Sequence[Any]], list[Proble
     return dict(columns), problems
 
 
-def _duplicate_ids(ids: Sequence[Any], skip: set[int]) -> list[Problem]:
-    """Rows (1-based) whose ID an earlier row already has; rows in ``skip`` are left out."""
-    if len(set(ids)) == len(ids):
+def _id_hashes(ids: Sequence[Any], *, text: bool) -> np.ndarray:
+    """``hash`` of every ID (0 for a value that is no text: refused as an ID anyway)."""
+    keys = ids if text else [v if type(v) is str else "" for v in ids]
+    return np.fromiter(map(hash, keys), np.int64, len(ids))
+
+
+def _duplicate_ids(
+    chunks: Callable[[], Iterable[Mapping[str, Sequence[Any]]]],
+    hashes: np.ndarray,
+    skip: set[int],
+) -> list[Problem]:
+    """Rows (1-based) whose ID an earlier row already has; rows in ``skip`` are left out.
+
+    Only IDs whose hash repeats are candidates; those alone are fetched again from the chunks
+    and compared, so a million IDs cost one array of hashes instead of a set of strings."""
+    ordered = np.sort(hashes)
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    if repeated.size == 0:
         return []
-    first: dict[Any, int] = {}
+    wanted = np.flatnonzero(np.isin(hashes, repeated))
+    candidates: list[tuple[int, Any]] = []
+    offset = 0
+    for columns in chunks():
+        ids = columns["cell_id"]
+        here = wanted[(wanted >= offset) & (wanted < offset + len(ids))]
+        candidates.extend((k, ids[k - offset]) for k in here.tolist())
+        offset += len(ids)
+    first: dict[str, int] = {}
     problems: list[Problem] = []
-    for k, cell_id in enumerate(ids):
-        if k in skip or cell_id is _ABSENT:
+    for k, cell_id in candidates:
+        if k in skip or type(cell_id) is not str:
             continue
         if cell_id in first:
             problems.append(
@@ -500,24 +523,25 @@ def _parse_chunks(
     text: bool,
     lot: str | None,
 ) -> list[Cell]:
-    """Check every chunk of columns (keeping only the IDs, for duplicates), then, if nothing is
-    wrong, convert them again and build the cells: a refused file never holds its cells."""
-    ids: list[Any] = []
+    """Check every chunk of columns (keeping only hashes of the IDs, for duplicates), then, if
+    nothing is wrong, convert them again and build the cells: a refused file never holds its
+    cells, nor all its IDs."""
+    hashes: list[np.ndarray] = []
     bad_ids: set[int] = set()
+    offset = 0
     for columns in chunks():
-        offset = len(ids)
         _, bad = _check_columns(columns, text=text)
         problems.extend((offset + k + 1, name, message) for k, name, message in bad)
         bad_ids.update(offset + k for k, name, _ in bad if name == "cell_id")
-        ids.extend(columns["cell_id"])
-    if not ids:
+        hashes.append(_id_hashes(columns["cell_id"], text=text))
+        offset += len(columns["cell_id"])
+    if offset == 0:
         raise CellDataError([(None, "*", "the cell list has no rows")])
-    problems.extend(_duplicate_ids(ids, bad_ids))
+    problems.extend(_duplicate_ids(chunks, np.concatenate(hashes), bad_ids))
     if problems:
         problems = _sorted_problems(problems)
         more = len(problems) > MAX_REPORTED_ERRORS
         raise CellDataError(problems[:MAX_REPORTED_ERRORS], more=more)
-    del ids, bad_ids
     cells: list[Cell] = []
     for columns in chunks():
         converted, _ = _check_columns(columns, text=text)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import station.cells as cells_module
 from station.cells import (
     CELL_FIELDS,
     Cell,
@@ -191,3 +192,27 @@ def test_json_rows_with_missing_or_unknown_keys_name_their_row() -> None:
     ]
     with pytest.raises(CellDataError, match="row 1, column 'rated_capacity_ah': expected a n"):
         parse_lot('[{"cell_id": "A", "rated_capacity_ah": true}]', kind="json")
+
+
+@pytest.mark.parametrize("chunk_chars", [1, 64, 1 << 18])
+def test_chunked_check_finds_problems_across_chunks(
+    monkeypatch: pytest.MonkeyPatch, chunk_chars: int
+) -> None:
+    monkeypatch.setattr(cells_module, "CHUNK_CHARS", chunk_chars)
+    lines = ["cell_id,rated_capacity_ah,lot"] + [f"C{k},3.0," for k in range(1, 301)]
+    lines[7] = "C3,3.0,"  # row 7 repeats row 3's ID
+    lines[250] = "C250,abc,"
+    good = parse_lot("\n".join(lines[:7] + lines[8:250]) + "\n", kind="csv", lot="L")
+    assert [c.cell_id for c in good] == [f"C{k}" for k in range(1, 250) if k != 7]
+    assert {c.lot for c in good} == {"L"} and {c.rated_capacity_ah for c in good} == {3.0}
+    with pytest.raises(CellDataError) as info:
+        parse_lot("\n".join(lines), kind="csv")
+    assert info.value.problems == [
+        (7, "cell_id", "duplicate ID 'C3' (first in row 3)"),
+        (250, "rated_capacity_ah", "expected a number, got 'abc'"),
+    ]
+
+
+def test_json_id_that_is_not_text_is_refused_not_hashed() -> None:
+    with pytest.raises(CellDataError, match="row 2, column 'cell_id': cell ID is empty"):
+        parse_lot('[{"cell_id": "A"}, {"cell_id": [1]}, {"cell_id": "A"}]', kind="json")
