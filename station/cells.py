@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -188,7 +188,7 @@ def _slow_column(name: str, values: Sequence[Any], rows: list[int]) -> list[BadV
     return bad
 
 
-CHUNK = 4096  # values per fast float attempt when a column has a bad value somewhere
+CHUNK = 4096  # values per float attempt: a bad value sends only its chunk to the slow path
 
 
 def _floats(values: Sequence[str]) -> np.ndarray:
@@ -220,7 +220,7 @@ def _number_column(
         bad = np.flatnonzero(~np.isfinite(numbers) | (numbers <= 0))
         if bad.size:
             return [], _slow_column(name, values, bad.tolist())
-        converted: list[float | None] = list(numbers.tolist())
+        converted = cast("list[float | None]", numbers.tolist())  # None goes in below
         if "" in values:
             for k, v in enumerate(values):
                 if v == "":
@@ -288,8 +288,7 @@ def _check_columns(
     """Check and convert a table held as columns; problems carry 0-based row positions.
 
     ``text`` says every value is a string (CSV). Every column is checked whole (vectorised or
-    set-based); cells are built (:func:`_cells`) only when no column has a problem, so a refused
-    file costs a few passes over its columns.
+    set-based), so a refused file costs a few passes over its columns.
     """
     problems: list[tuple[int, str, str]] = []
     converted: dict[str, list[Any]] = {}
