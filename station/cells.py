@@ -18,10 +18,13 @@ import io
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import numpy as np
 
 # Default voltage windows by chemistry, used only to sanity-check rated values (never substituted).
 CHEMISTRIES: dict[str, tuple[float, float]] = {
@@ -167,30 +170,181 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     )
     for name in CELL_FIELDS
 }
+_ABSENT = object()  # a JSON object without this key (only ``cell_id`` must be present)
+
+Problem = tuple[int | None, str, str]  # (1-based row or None, column, message)
+BadValue = tuple[int, str]  # (0-based position in its column, message)
+
+
+def _slow_column(name: str, values: Sequence[Any], rows: list[int]) -> list[BadValue]:
+    """(position, message) of every value of a column its converter refuses, one by one."""
+    converter = _CONVERTERS[name]
+    bad: list[BadValue] = []
+    for k in rows:
+        try:
+            converter(values[k])
+        except ValueError as error:
+            bad.append((k, str(error)))
+    return bad
+
+
+CHUNK = 4096  # values per float attempt: a bad value sends only its chunk to the slow path
+
+
+def _floats(values: Sequence[str]) -> np.ndarray:
+    """``float`` of every value at C speed (empty values read as 1: they are checked apart)."""
+    texts = (v or "1" for v in values) if "" in values else values
+    return np.fromiter(map(float, texts), float, len(values))
+
+
+def _number_column(
+    name: str, values: Sequence[Any], *, text: bool
+) -> tuple[list[float | None], list[BadValue]]:
+    """Convert a numeric column at C speed; the slow per-value path runs only to name problems.
+
+    A text (CSV) column takes ``float`` over it (one ``map`` per chunk; only a chunk where it
+    fails is looked at value by value) and one vectorised finite/positive test; JSON values of
+    any type take the per-value path.
+    """
+    if text:
+        numbers = np.empty(len(values))
+        suspects: list[int] = []
+        for a in range(0, len(values), CHUNK):
+            chunk = values[a : a + CHUNK]
+            try:
+                numbers[a : a + len(chunk)] = _floats(chunk)
+            except ValueError:
+                suspects.extend(range(a, a + len(chunk)))
+        if suspects:
+            return [], _slow_column(name, values, suspects)
+        bad = np.flatnonzero(~np.isfinite(numbers) | (numbers <= 0))
+        if bad.size:
+            return [], _slow_column(name, values, bad.tolist())
+        converted = cast("list[float | None]", numbers.tolist())  # None goes in below
+        if "" in values:
+            for k, v in enumerate(values):
+                if v == "":
+                    converted[k] = None
+        return converted, []
+    problems = _slow_column(name, values, [k for k, v in enumerate(values) if v is not _ABSENT])
+    if problems:
+        return [], problems
+    return [None if v is _ABSENT else _number(v) for v in values], []
+
+
+def _choice_column(
+    name: str, values: Sequence[Any], allowed: Iterable[str], *, text: bool, upper: bool
+) -> tuple[list[str], list[BadValue]]:
+    """Chemistry or format: each distinct value is normalised and looked up once."""
+    texts, problems = _text_column(name, values, text=text)
+    if problems:
+        return [], problems
+    normal = {v: v.upper() if upper else v.lower() for v in set(texts)}
+    unknown = {v for v, n in normal.items() if n and n not in allowed}
+    if unknown:
+        return [], _slow_column(name, values, [k for k, v in enumerate(texts) if v in unknown])
+    return list(map(normal.__getitem__, texts)), []
+
+
+def _text_column(
+    name: str, values: Sequence[Any], *, text: bool
+) -> tuple[list[str], list[BadValue]]:
+    if text:
+        return list(map(str.strip, values)), []
+    rows = [k for k, v in enumerate(values) if v is not _ABSENT and type(v) is not str]
+    problems = _slow_column(name, values, rows)
+    if problems:
+        return [], problems
+    return ["" if v is _ABSENT else _text(v) for v in values], []
+
+
+# In IDs joined by newlines: a control character (other than the joining newline) or separator.
+_BAD_ID_IN_JOINED = re.compile(r"[\x00-\x09\x0b-\x1f\x7f/\\]")
+
+
+def _id_column(values: Sequence[Any], *, text: bool) -> tuple[list[str], list[BadValue]]:
+    """Cell IDs: whole-column checks (one regex search over the IDs joined by newlines, where a
+    newline inside an ID shows as one line too many) find suspects; only then is every ID
+    checked on its own."""
+    if text:
+        stripped = list(map(str.strip, values))
+        joined = "\n".join(values)
+        if (
+            "" not in stripped
+            and "." not in stripped
+            and ".." not in stripped
+            and joined.count("\n") == len(values) - 1
+            and max(map(len, values)) <= MAX_ID_LENGTH
+            and _BAD_ID_IN_JOINED.search(joined) is None
+        ):
+            return list(values), []
+    present = [k for k, v in enumerate(values) if v is not _ABSENT]
+    return list(values), _slow_column("cell_id", values, present)
+
+
+def _check_columns(
+    columns: Mapping[str, Sequence[Any]], *, text: bool
+) -> tuple[dict[str, list[Any]], list[tuple[int, str, str]]]:
+    """Check and convert a table held as columns; problems carry 0-based row positions.
+
+    ``text`` says every value is a string (CSV). Every column is checked whole (vectorised or
+    set-based), so a refused file costs a few passes over its columns.
+    """
+    problems: list[tuple[int, str, str]] = []
+    converted: dict[str, list[Any]] = {}
+    for name, values in columns.items():
+        is_text = text or all(type(v) is str for v in values)
+        column: list[Any]
+        if name == "cell_id":
+            column, bad = _id_column(values, text=is_text)
+        elif name in _FLOAT_FIELDS:
+            column, bad = _number_column(name, values, text=is_text)
+        elif name == "chemistry":
+            column, bad = _choice_column(name, values, CHEMISTRIES, text=is_text, upper=True)
+        elif name == "format":
+            column, bad = _choice_column(name, values, FORMATS, text=is_text, upper=False)
+        else:
+            column, bad = _text_column(name, values, text=is_text)
+        problems.extend((k, name, message) for k, message in bad)
+        converted[name] = column
+    failed = {k for k, _, _ in problems}
+    vmin, vmax = converted.get("voltage_min_v"), converted.get("voltage_max_v")
+    if vmin and vmax:
+        problems.extend(
+            (k, "voltage_min_v", "must be below voltage_max_v")
+            for k, (low, high) in enumerate(zip(vmin, vmax, strict=True))
+            if low is not None and high is not None and low >= high and k not in failed
+        )
+    return converted, problems
+
+
+def _cells(converted: dict[str, list[Any]]) -> list[Cell]:
+    names = list(converted)
+    return [
+        Cell(**dict(zip(names, row, strict=True))) for row in zip(*converted.values(), strict=True)
+    ]
+
+
+def _sorted_problems(problems: list[Problem]) -> list[Problem]:
+    order = {name: k for k, name in enumerate(CELL_FIELDS)}
+    return sorted(
+        problems, key=lambda p: (-1 if p[0] is None else p[0], order.get(p[1], len(order)))
+    )
 
 
 def cell_from_mapping(row: Mapping[str, Any], *, row_number: int | None = None) -> Cell:
     """Build and check one cell from a mapping of field name -> value (strings or numbers)."""
-    problems: list[tuple[int | None, str, str]] = []
-    values: dict[str, Any] = {}
-    for name, raw in row.items():
-        converter = _CONVERTERS.get(name)
-        if converter is None:
-            problems.append((row_number, str(name), "unknown column"))
-            continue
-        try:
-            values[name] = converter(raw)
-        except ValueError as error:
-            problems.append((row_number, name, str(error)))
+    problems: list[Problem] = [
+        (row_number, str(name), "unknown column") for name in row if name not in _CONVERTERS
+    ]
     if "cell_id" not in row:
         problems.append((row_number, "cell_id", "cell ID is missing"))
-    if not problems:
-        vmin, vmax = values.get("voltage_min_v"), values.get("voltage_max_v")
-        if vmin is not None and vmax is not None and vmin >= vmax:
-            problems.append((row_number, "voltage_min_v", "must be below voltage_max_v"))
+    columns = {name: [value] for name, value in row.items() if name in _CONVERTERS}
+    converted, bad = _check_columns(columns, text=False)
+    problems.extend((row_number, name, message) for _, name, message in bad)
     if problems:
-        raise CellDataError(problems)
-    return Cell(**values)
+        raise CellDataError(_sorted_problems(problems))
+    return _cells(converted)[0]
 
 
 def check_ready_for_test(cell: Cell) -> None:
@@ -207,12 +361,14 @@ def check_ready_for_test(cell: Cell) -> None:
         raise CellDataError(problems)
 
 
-def _rows_from_csv(text: str) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise CellDataError([(None, "header", "the CSV file is empty")]) from None
+CHUNK_CHARS = 1 << 18  # characters of a plain CSV split at a time (cache-sized; bounds peak memory)
+
+
+class _NotPlain(Exception):
+    """A plain-looking CSV has a blank or ragged line: the csv module reads it instead."""
+
+
+def _check_header(header: list[str]) -> list[str]:
     header = [name.strip() for name in header]
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
@@ -222,14 +378,71 @@ def _rows_from_csv(text: str) -> Iterator[tuple[int, dict[str, str]]]:
         raise CellDataError([(None, name, "unknown column") for name in unknown])
     if "cell_id" not in header:
         raise CellDataError([(None, "cell_id", "required column is missing")])
+    return header
+
+
+def _plain_csv_chunks(text: str) -> Iterator[dict[str, list[str]]] | None:
+    """Columns of a CSV without quotes, a chunk of lines at a time, split with whole-chunk
+    ``str`` operations; None (no plain header) or :class:`_NotPlain` (a blank or ragged line)
+    sends the text to the csv module."""
+    if '"' in text:
+        return None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            return None
+    end = text.find("\n")
+    end = len(text) if end == -1 else end
+    if end == 0:
+        return None
+    header = _check_header(text[:end].split(","))
     width = len(header)
-    for number, record in enumerate(reader, start=1):
-        if len(record) != width:
-            raise CellDataError([(number, "*", f"has {len(record)} fields, header has {width}")])
-        yield number, dict(zip(header, record, strict=True))
+
+    stop = len(text) - 1 if text.endswith("\n") else len(text)  # the last line's newline
+
+    def chunks(pos: int) -> Iterator[dict[str, list[str]]]:
+        while pos < stop:
+            end = text.find("\n", pos + CHUNK_CHARS, stop)
+            end = stop if end == -1 else end
+            lines = text[pos:end].split("\n")
+            if "" in lines or set(map(str.count, lines, repeat(","))) != {width - 1}:
+                raise _NotPlain
+            flat = ",".join(lines).split(",")
+            yield {name: flat[k::width] for k, name in enumerate(header)}
+            pos = end + 1
+
+    return chunks(end + 1)
 
 
-def _rows_from_json(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_module_columns(text: str) -> dict[str, Sequence[str]]:
+    """The columns of any CSV by header name, read by the csv module (quotes, blank lines), which
+    also names the first row with the wrong number of fields."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = _check_header(next(reader))
+    except StopIteration:
+        raise CellDataError([(None, "header", "the CSV file is empty")]) from None
+    records = list(reader)
+    width = len(header)
+    if set(map(len, records)) - {width}:
+        number, record = next((k, r) for k, r in enumerate(records, start=1) if len(r) != width)
+        raise CellDataError([(number, "*", f"has {len(record)} fields, header has {width}")])
+    by_position = zip(*records, strict=True) if records else ((),) * width
+    return dict(zip(header, by_position, strict=True))
+
+
+def _csv_chunks(text: str, *, plain: bool) -> Iterator[Mapping[str, Sequence[str]]]:
+    text = text.lstrip("\ufeff")
+    chunks = _plain_csv_chunks(text) if plain else None
+    if chunks is None:
+        yield _csv_module_columns(text)
+    else:
+        yield from chunks
+
+
+def _columns_from_json(text: str) -> tuple[dict[str, Sequence[Any]], list[Problem]]:
+    """The JSON list's columns (keys a row leaves out are absent), row count and key problems."""
+
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         keys = [key for key, _ in pairs]
         for key in keys:
@@ -247,53 +460,114 @@ def _rows_from_json(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
         data = data["cells"]
     if not isinstance(data, list):
         raise CellDataError([(None, "json", 'expected a list of cells or {"cells": [...]}')])
+    problems: list[Problem] = []
     for number, item in enumerate(data, start=1):
         if not isinstance(item, dict):
             raise CellDataError([(number, "*", "expected an object")])
-        yield number, item
+        problems.extend(
+            (number, str(key), "unknown column") for key in item if key not in _CONVERTERS
+        )
+        if "cell_id" not in item:
+            problems.append((number, "cell_id", "cell ID is missing"))
+    names = [name for name in CELL_FIELDS if name == "cell_id" or any(name in r for r in data)]
+    columns = {name: [item.get(name, _ABSENT) for item in data] for name in names}
+    return dict(columns), problems
+
+
+def _id_hashes(ids: Sequence[Any], *, text: bool) -> np.ndarray:
+    """``hash`` of every ID (0 for a value that is no text: refused as an ID anyway)."""
+    keys = ids if text else [v if type(v) is str else "" for v in ids]
+    return np.fromiter(map(hash, keys), np.int64, len(ids))
+
+
+def _duplicate_ids(
+    chunks: Callable[[], Iterable[Mapping[str, Sequence[Any]]]],
+    hashes: np.ndarray,
+    skip: set[int],
+) -> list[Problem]:
+    """Rows (1-based) whose ID an earlier row already has; rows in ``skip`` are left out.
+
+    Only IDs whose hash repeats are candidates; those alone are fetched again from the chunks
+    and compared, so a million IDs cost one array of hashes instead of a set of strings."""
+    ordered = np.sort(hashes)
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    if repeated.size == 0:
+        return []
+    wanted = np.flatnonzero(np.isin(hashes, repeated))
+    candidates: list[tuple[int, Any]] = []
+    offset = 0
+    for columns in chunks():
+        ids = columns["cell_id"]
+        here = wanted[(wanted >= offset) & (wanted < offset + len(ids))]
+        candidates.extend((k, ids[k - offset]) for k in here.tolist())
+        offset += len(ids)
+    first: dict[str, int] = {}
+    problems: list[Problem] = []
+    for k, cell_id in candidates:
+        if k in skip or type(cell_id) is not str:
+            continue
+        if cell_id in first:
+            problems.append(
+                (k + 1, "cell_id", f"duplicate ID {cell_id!r} (first in row {first[cell_id]})")
+            )
+        else:
+            first[cell_id] = k + 1
+    return problems
+
+
+def _parse_chunks(
+    chunks: Callable[[], Iterable[Mapping[str, Sequence[Any]]]],
+    problems: list[Problem],
+    *,
+    text: bool,
+    lot: str | None,
+) -> list[Cell]:
+    """Check every chunk of columns (keeping only hashes of the IDs, for duplicates), then, if
+    nothing is wrong, convert them again and build the cells: a refused file never holds its
+    cells, nor all its IDs."""
+    hashes: list[np.ndarray] = []
+    bad_ids: set[int] = set()
+    offset = 0
+    for columns in chunks():
+        _, bad = _check_columns(columns, text=text)
+        problems.extend((offset + k + 1, name, message) for k, name, message in bad)
+        bad_ids.update(offset + k for k, name, _ in bad if name == "cell_id")
+        hashes.append(_id_hashes(columns["cell_id"], text=text))
+        offset += len(columns["cell_id"])
+    if offset == 0:
+        raise CellDataError([(None, "*", "the cell list has no rows")])
+    problems.extend(_duplicate_ids(chunks, np.concatenate(hashes), bad_ids))
+    if problems:
+        problems = _sorted_problems(problems)
+        more = len(problems) > MAX_REPORTED_ERRORS
+        raise CellDataError(problems[:MAX_REPORTED_ERRORS], more=more)
+    cells: list[Cell] = []
+    for columns in chunks():
+        converted, _ = _check_columns(columns, text=text)
+        if lot:
+            count = len(columns["cell_id"])
+            converted["lot"] = [value or lot for value in converted.get("lot", [""] * count)]
+        cells.extend(_cells(converted))
+    return cells
 
 
 def parse_lot(text: str, *, kind: str, lot: str | None = None) -> list[Cell]:
     """Parse and check a whole cell list (``kind`` is ``csv`` or ``json``); all or nothing.
 
     ``lot`` fills the lot of rows that leave it empty. Duplicate IDs inside the list are errors.
+    The list is checked column by column (see :func:`_check_columns`), a chunk of rows at a
+    time: a million-row file with one bad row is refused in a few whole-column passes instead
+    of a million row checks, and without building any cell.
     """
-    rows: Iterable[tuple[int, Mapping[str, Any]]]
     if kind == "csv":
-        rows = _rows_from_csv(text)
-    elif kind == "json":
-        rows = _rows_from_json(text)
-    else:
-        raise ValueError(f"unknown cell list kind {kind!r} (csv or json)")
-    cells: list[Cell] = []
-    problems: list[tuple[int | None, str, str]] = []
-    seen: dict[str, int] = {}
-    for number, row in rows:
         try:
-            cell = cell_from_mapping(row, row_number=number)
-        except CellDataError as error:
-            problems.extend(error.problems)
-            if len(problems) >= MAX_REPORTED_ERRORS:
-                raise CellDataError(problems[:MAX_REPORTED_ERRORS], more=True) from None
-            continue
-        if cell.cell_id in seen:
-            problems.append(
-                (
-                    number,
-                    "cell_id",
-                    f"duplicate ID {cell.cell_id!r} (first in row {seen[cell.cell_id]})",
-                )
-            )
-            continue
-        seen[cell.cell_id] = number
-        if lot and not cell.lot:
-            cell = replace(cell, lot=lot)
-        cells.append(cell)
-    if problems:
-        raise CellDataError(problems)
-    if not cells:
-        raise CellDataError([(None, "*", "the cell list has no rows")])
-    return cells
+            return _parse_chunks(lambda: _csv_chunks(text, plain=True), [], text=True, lot=lot)
+        except _NotPlain:
+            return _parse_chunks(lambda: _csv_chunks(text, plain=False), [], text=True, lot=lot)
+    if kind == "json":
+        columns, problems = _columns_from_json(text)
+        return _parse_chunks(lambda: [columns], problems, text=False, lot=lot)
+    raise ValueError(f"unknown cell list kind {kind!r} (csv or json)")
 
 
 def read_lot_file(path: str | Path, *, lot: str | None = None) -> list[Cell]:

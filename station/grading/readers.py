@@ -103,6 +103,7 @@ def read_bdf_csv(path: str | Path, flip_current: bool = False) -> LoadedSeries:
     names = list(found)
     table = _fast_table(text, delimiter, [found[n] for n in names])
     if table is None:
+        _name_bad_chunk(text, delimiter, [found[n] for n in names], names, path)
         # Slow path only to find and name the offending line and column.
         reader = csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True)
         rows = [row for row in reader if row and any(cell.strip() for cell in row)]
@@ -134,13 +135,15 @@ def read_bdf_csv(path: str | Path, flip_current: bool = False) -> LoadedSeries:
     return LoadedSeries(series, {n: head_row[found[n]].strip() for n in names}, flip_current)
 
 
-def _fast_table(text: str, delimiter: str, columns: list[int]) -> np.ndarray | None:
+def _fast_table(
+    text: str, delimiter: str, columns: list[int], *, skiprows: int = 1
+) -> np.ndarray | None:
     """All data rows at numpy speed, or None when any cell is not a number."""
     try:
         table = np.loadtxt(
             io.StringIO(text),
             delimiter=None if delimiter == " " else delimiter,
-            skiprows=1,
+            skiprows=skiprows,
             usecols=columns,
             ndmin=2,
             dtype=np.float64,
@@ -148,6 +151,25 @@ def _fast_table(text: str, delimiter: str, columns: list[int]) -> np.ndarray | N
     except (ValueError, IndexError):
         return None
     return table
+
+
+CHUNK_LINES = 1 << 16  # lines per numpy attempt when looking for the line that is not a number
+
+
+def _name_bad_chunk(
+    text: str, delimiter: str, columns: list[int], names: list[str], path: Path
+) -> None:
+    """Raise the slow path's error for the first block of lines numpy cannot read, so that a
+    long file with one bad line is read cell by cell only around that line. Returns when no
+    block fails on its own (then the whole-file slow path decides)."""
+    lines = io.StringIO(text).readlines()  # the universal newlines numpy and csv see
+    for start in range(1, len(lines), CHUNK_LINES):
+        chunk = lines[start : start + CHUNK_LINES]
+        block = "".join(chunk)
+        if block.strip() and _fast_table(block, delimiter, columns, skiprows=0) is None:
+            reader = csv.reader(chunk, delimiter=delimiter, skipinitialspace=True)
+            rows = [row for row in reader if row and any(cell.strip() for cell in row)]
+            _numeric_table(rows, columns, names, start + 1, path)
 
 
 def _looks_flipped(ts: TimeSeries) -> bool:

@@ -40,6 +40,7 @@ from station.evaluation import (
 )
 from station.grading.metrics import pulse_power_key
 from station.grading.results import CellMetrics
+from station.grading.timeseries import charge_increments_as
 from station.passport.rawdata import RawSeries
 from station.passport.record import (
     CLAUSES,
@@ -70,7 +71,6 @@ METHODS = {
     "acir_ohm": "1 kHz AC resistance at intake",
 }
 POWER_SOC_PCT = (20, 80)
-SOC_OVER_FULL_PCT = 1.0
 
 
 class StoredRecordError(RecordError):
@@ -490,23 +490,23 @@ def _derive_soce(
 
 def state_of_charge_at_end(run: RunData, capacity_ah: float) -> float | None:
     """SoC (%) the cell is left at: full (100 %) at the last row of the CCCV recharge after the
-    capacity discharge (the CV cut-off defines full), plus the charge (trapezoid, Ah) moved from
-    there to the last row of the run over the measured capacity. A count up to
-    :data:`SOC_OVER_FULL_PCT` above full is the CV tail's last interval (its trapezoid runs from
-    the cut-off current down to the rest's 0 A): full. None without that recharge or outside
-    0-100 %."""
+    capacity discharge (the CV cut-off defines full), plus the charge (Ah) moved from there to
+    the last row of the run over the measured capacity. The charge is the sum of per-step
+    trapezoids, like the sequencer's step capacity: an interval between the last row of one step
+    and the first row of the next is left out, because the current steps there rather than
+    ramping and a trapezoid across it would count half the cut-off current over a gap of any
+    length. None without that recharge or outside 0-100 %."""
     steps = reference_steps(run)
     if steps is None or not (math.isfinite(capacity_ah) and capacity_ah > 0):
         return None
     rows = np.flatnonzero(run.step_index == steps[1])
     if rows.size == 0:
         return None
-    t = run.t_s[rows[-1] :]
-    current = run.current_a[rows[-1] :]
-    moved_ah = float(np.sum((current[1:] + current[:-1]) * np.diff(t)) / 2.0 / 3600.0)
-    soc = 100.0 + moved_ah / capacity_ah * 100.0
-    if 100.0 < soc <= 100.0 + SOC_OVER_FULL_PCT:
-        return 100.0
+    after = slice(rows[-1], None)
+    current = np.asarray(run.current_a[after], dtype=float)
+    moved_as = charge_increments_as(np.asarray(run.t_s[after], dtype=float), current)
+    moved_as[1:][np.diff(run.step_index[after]) != 0] = 0.0
+    soc = 100.0 + float(np.sum(moved_as)) / 3600.0 / capacity_ah * 100.0
     return soc if 0.0 <= soc <= 100.0 else None
 
 

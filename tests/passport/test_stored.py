@@ -181,16 +181,32 @@ def _run(step_index: list[int], t_s: list[float], current_a: list[float]) -> Run
 
 
 def test_state_of_charge_counts_from_the_recharge_end() -> None:
-    # recharge ends at t=20 s; then -2 A for 1800 s: 1 Ah out of 2 Ah -> 50 %.
+    # recharge ends at t=20 s; then -2 A for 1800 s within step 2: 1 Ah out of 2 Ah -> 50 %
+    # exactly (the 1 s from the recharge's last row to step 2's first row is a step boundary).
     run = _run([0, 0, 1, 1, 2, 2], [0, 10, 15, 20, 21, 1821], [-1, -1, 1, 0, -2, -2])
-    # trapezoid by hand: (0 + -2)/2*1 s + (-2 + -2)/2*1800 s = -3601 As
-    expected = 100.0 + (-3601.0 / 3600.0) / 2.0 * 100.0
-    assert state_of_charge_at_end(run, 2.0) == pytest.approx(expected, abs=1e-9)
-    # a count outside 0-100 % is no measurement; a hair above full is full
+    assert state_of_charge_at_end(run, 2.0) == pytest.approx(50.0, abs=1e-9)
+    # a count outside 0-100 % is no measurement
     assert state_of_charge_at_end(run, 0.5) is None
-    tail = _run([0, 1, 1, 2], [0, 10, 20, 30], [-1, 1, 0.1, 0.0])
-    assert state_of_charge_at_end(tail, 2.0) == 100.0
     assert state_of_charge_at_end(run, float("nan")) is None
+
+
+@pytest.mark.parametrize("gap_s", [0.5, 10.0, 300.0])
+def test_state_of_charge_is_exact_with_coarse_samples_at_step_boundaries(gap_s: float) -> None:
+    # CV tail cut off at 0.1 A, then a rest (0 A) and a -1 A move of 720 s (0.2 Ah of 2 Ah), with
+    # a gap of gap_s before each step's first row. Per-step trapezoids of these constant-current
+    # steps are exact: 100 % - 10 % = 90 % whatever the gaps (a trapezoid across the boundaries
+    # would add 0.1 A * gap / 2 and count the move's first gap too).
+    t_rest = 20.0 + gap_s
+    t_move = t_rest + 60.0 + gap_s
+    run = _run(
+        [0, 1, 1, 3, 3, 2, 2, 2],
+        [0, 10, 20, t_rest, t_rest + 60, t_move, t_move + 360, t_move + 720],
+        [-1, 1, 0.1, 0, 0, -1, -1, -1],
+    )
+    run = replace(run, steps={**run.steps, 3: "rest"})
+    assert state_of_charge_at_end(run, 2.0) == pytest.approx(90.0, abs=1e-9)
+    tail = _run([0, 1, 1, 2], [0, 10, 20, 20 + gap_s], [-1, 1, 0.1, 0.0])
+    assert state_of_charge_at_end(tail, 2.0) == pytest.approx(100.0, abs=1e-12)
 
 
 def test_stored_spectrum_keeps_the_valid_points() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from station.cells import CellDataError, read_lot_file
 from station.clock import ManualClock
-from station.grading.readers import InputFileError, read_bdf_csv, read_spectrum_csv
+from station.grading.readers import CHUNK_LINES, InputFileError, read_bdf_csv, read_spectrum_csv
 from station.passport.record import RecordError, load_record, read_bms_readout
 from station.storage import Storage
 
@@ -106,6 +106,20 @@ def test_malicious_record_json_is_refused(
     path = tmp_path / "in.json"
     path.write_bytes(JSON_FILES[name])
     print(f"X3 JSON {name}: {refused(lambda: reader(path), RecordError)[:80]}")
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("bad_line", [2, CHUNK_LINES, CHUNK_LINES + 1, CHUNK_LINES + 2, 150_001])
+def test_bad_cell_of_a_long_series_is_named_by_its_line(
+    tmp_path: Path, newline: str, bad_line: int
+) -> None:
+    # line 1 is the header; line k holds time k; the bad cell is looked for block by block
+    lines = [BDF_HEAD.strip()] + [f"{k},3.7,1.0" for k in range(2, 150_002)]
+    lines[bad_line - 1] = f"{bad_line},3.7,1.0x"
+    path = tmp_path / "series.csv"
+    path.write_bytes((newline.join(lines) + newline).encode())
+    message = refused(lambda: read_bdf_csv(path), InputFileError)
+    assert f"line {bad_line}, column 'current_a': '1.0x' is not a number" in message
 
 
 def _many_rows(tmp_path: Path, rows: int) -> tuple[Path, Path]:
