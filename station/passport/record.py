@@ -552,6 +552,10 @@ class RecordBuilder:
             self.add(value)
         return self
 
+    def has(self, key: str) -> bool:
+        """Whether the record already holds a value under ``key`` (clause[#qualifier])."""
+        return key in self._values
+
     def derive(
         self,
         clause: str,

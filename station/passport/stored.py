@@ -69,6 +69,8 @@ METHODS = {
     "rte": "Wh out of the capacity discharge over Wh into the CCCV recharge after it",
     "dcir_10s_ohm": "median 10 s discharge pulse resistance",
     "acir_ohm": "1 kHz AC resistance at intake",
+    "self_discharge_pct_per_month": "K-value of the OCV hold x dQ/dV of the capacity discharge at "
+    "the hold OCV, over the rated capacity (grading.md 2.4)",
 }
 POWER_SOC_PCT = (20, 80)
 
@@ -573,7 +575,9 @@ def stored_record(
         builder.instrument(instrument)
     _add_datasheet(builder, cell, started, {value.key for value in imported})
     _add_measured(builder, run, metrics, instruments, finished)
-    builder.imported(imported)
+    # A figure the station measured on this cell (e.g. the self-discharge rate of its hold)
+    # supersedes the same clause from a BMS read-out or an earlier passport.
+    builder.imported(value for value in imported if not builder.has(value.key))
     _derive_soce(builder, metrics, cell, imported, finished)
     builder.derive_fades()
     steps = reference_steps(run)
