@@ -45,6 +45,9 @@ PRESETS: dict[str, dict[str, Any]] = {
             {"kind": "bt3562", "name": "acir"},
             {"kind": "bt4560", "name": "eis"},
             {"kind": "keithley2450", "name": "smu"},
+            # Each meter reaches any cabinet channel's cell through its own multiplexer.
+            {"kind": "switch", "name": "acir-mux", "meter": "acir", "cabinet": "cabinet"},
+            {"kind": "switch", "name": "eis-mux", "meter": "eis", "cabinet": "cabinet"},
         ],
     },
     "acir": {
@@ -185,9 +188,10 @@ def build_bench(
         del shelf[:n]
         return taken
 
-    devices = []
+    devices: list[BenchDevice] = []
     for index, (name, kind, spec) in enumerate(wanted):
-        ctx = BuildContext(clock, seed, take, random.Random(f"{seed}/{name}/{index}"))
+        built = {d.name: d.personality for d in devices}
+        ctx = BuildContext(clock, seed, take, random.Random(f"{seed}/{name}/{index}"), built=built)
         try:
             personality = device_factory(kind)(spec, ctx)
         except ValueError as err:

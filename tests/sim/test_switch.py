@@ -1,0 +1,67 @@
+"""The simulated multiplexer: a closed route puts a cabinet channel's cell on the meter's leads."""
+
+from __future__ import annotations
+
+import pytest
+
+from hardware_sim.bench import build_bench, load_description
+from hardware_sim.devices.bt356x import Bt356x
+from hardware_sim.devices.neware_bts import NewareCabinet
+from hardware_sim.devices.switch import Switch
+from tests.sim.helpers import Wire
+
+
+def demo():
+    bench = build_bench(load_description("demo"), seed=7, manual=True)
+    meter = bench.device("acir").personality
+    cabinet = bench.device("cabinet").personality
+    switch = bench.device("acir-mux").personality
+    assert isinstance(meter, Bt356x) and isinstance(cabinet, NewareCabinet)
+    assert isinstance(switch, Switch)
+    meter.noise_counts = 0.0  # compare with the cell model exactly (a count of rounding remains)
+    return meter, cabinet, switch
+
+
+def resistance(wire: Wire) -> float:
+    r_text, _v = wire.ask(":READ?").decode().strip().split(",")
+    return float(r_text.replace(" ", ""))
+
+
+def test_route_n_measures_cabinet_channel_n_and_open_all_returns_the_fixture() -> None:
+    meter, cabinet, switch = demo()
+    mwire, swire = Wire(meter), Wire(switch)
+    mwire.send(":INIT:CONT OFF")
+    cells = [ch.cell for ch in cabinet.channels.values()]
+    fixture = meter.cell
+    assert fixture is not None and all(fixture is not c for c in cells)
+    for n in (1, 5, 16):
+        swire.send("ROUT:OPEN:ALL", b"\n")
+        swire.send(f"ROUT:CLOS (@{n})", b"\n")
+        assert swire.ask(f"ROUT:CLOS? (@{n})", b"\n") == b"1\n"
+        assert swire.ask("ROUT:CLOS? (@1:3)", b"\n").count(b"1") == (1 if n <= 3 else 0)
+        expected = float(cells[n - 1].impedance(1000.0).real)  # type: ignore[attr-defined]
+        # The 30 mOhm range writes 1 uOhm counts: within one count of the model's Re Z(1 kHz).
+        assert resistance(mwire) == pytest.approx(expected, abs=1.5e-6)
+    swire.send("ROUT:OPEN:ALL", b"\n")
+    assert resistance(mwire) == pytest.approx(float(fixture.impedance(1000.0).real), abs=1.5e-6)
+    assert swire.ask("SYST:ERR?", b"\n") == b'+0,"No error"\n'
+
+
+def test_out_of_range_route_is_an_error_and_two_closed_routes_read_no_contact() -> None:
+    meter, _cabinet, switch = demo()
+    mwire, swire = Wire(meter), Wire(switch)
+    mwire.send(":INIT:CONT OFF")
+    swire.send("ROUT:CLOS (@17)", b"\n")
+    assert swire.ask("SYST:ERR?", b"\n") == b'-222,"Data out of range"\n'
+    swire.send("ROUT:CLOS (@2,3)", b"\n")
+    assert resistance(mwire) == pytest.approx(1e10, rel=1e-9)  # no contact sentinel
+    swire.send("*RST", b"\n")
+    assert swire.ask("ROUT:CLOS? (@2,3)", b"\n") == b"0,0\n"
+
+
+def test_a_stuck_relay_reads_open_after_closing() -> None:
+    _meter, _cabinet, switch = demo()
+    switch.stuck_open.add(4)
+    swire = Wire(switch)
+    swire.send("ROUT:CLOS (@4)", b"\n")
+    assert swire.ask("ROUT:CLOS? (@4)", b"\n") == b"0\n"
