@@ -717,7 +717,8 @@ class Engine:
     def continue_run(
         self, run_id: str, *, reason: str = "operator continued after restart"
     ) -> None:
-        """The operator's decision to resume a held run at its checkpoint step."""
+        """The operator's decision to resume a held run: the interrupted step continues with
+        what is left of its time and capacity ends (after the open-circuit probe)."""
         progress = self.storage.run_progress(run_id)
         if progress is None or progress.state != "held":
             raise EngineError(f"run {run_id} is not held")
@@ -733,7 +734,12 @@ class Engine:
                 progress.cell_id,
                 recipe,
                 run_id=run_id,
-                resume=ResumePoint(progress.resume_token, progress.last_seq, progress.step_index),
+                resume=ResumePoint(
+                    progress.resume_token,
+                    progress.last_seq,
+                    progress.step_index,
+                    *self._interrupted_segment(progress),
+                ),
             )
             self.storage.set_run_state(run_id, "running", who=self.operator, why=reason)
             worker.submit(lambda: self._launch(worker, seq)).result(timeout=60)
@@ -741,6 +747,31 @@ class Engine:
             with self._lock:
                 self._active.pop(progress.channel_id, None)
             raise
+
+    def _interrupted_segment(self, progress: RunProgress) -> tuple[float, float, float]:
+        """(elapsed s, signed Ah, Wh) the interrupted step did since it (re)started, from its
+        committed samples: trapezoids of current and power over the step's sample times."""
+        with self.storage.reader() as conn:
+            row = conn.execute(
+                "SELECT e.step_kind FROM step_events e JOIN runs r USING (run_pk)"
+                " WHERE r.run_id = ? AND e.step_index = ? AND e.event = 'started'",
+                (progress.run_id, progress.step_index),
+            ).fetchone()
+        if row is None or row[0] == "probe" or progress.step_start_t_s is None:
+            return 0.0, 0.0, 0.0  # not a recipe step with output: nothing to carry
+        points = [
+            (t_s, v, i)
+            for _, t_s, step, v, i, _ in self.storage.samples(progress.run_id)
+            if step == progress.step_index
+        ]
+        if not points:
+            return 0.0, 0.0, 0.0
+        moved_ah = energy_wh = 0.0
+        for (t0, v0, i0), (t1, v1, i1) in zip(points, points[1:], strict=False):
+            dt_h = max(t1 - t0, 0.0) / 3600.0
+            moved_ah += 0.5 * (i0 + i1) * dt_h
+            energy_wh += 0.5 * (i0 * v0 + i1 * v1) * dt_h
+        return max(points[-1][0] - progress.step_start_t_s, 0.0), moved_ah, energy_wh
 
     def close_run(self, run_id: str, reason: str) -> None:
         """The operator's decision to end a held run without more output."""

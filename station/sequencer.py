@@ -294,11 +294,19 @@ class SeqState(enum.Enum):
 
 @dataclass(frozen=True)
 class ResumePoint:
-    """Where a crashed run continues: the committed checkpoint read back from storage."""
+    """Where a crashed run continues: the committed checkpoint read back from storage.
+
+    ``elapsed_s`` (clock s), ``moved_ah`` (signed Ah) and ``energy_wh`` are what the interrupted
+    step's last segment did according to the committed samples; with what earlier segments did
+    (kept in the resume token) the step continues with the rest of its time and capacity ends.
+    """
 
     resume_token: str
     last_seq: int
     step_index: int
+    elapsed_s: float = 0.0
+    moved_ah: float = 0.0
+    energy_wh: float = 0.0
 
 
 @dataclass
@@ -376,6 +384,8 @@ class Sequencer:
         self._volts: deque[tuple[float, float]] = deque()
         self._run_start_t_s = 0.0
         self._resume = resume
+        # (elapsed s, signed Ah, Wh) of the step a crashed run resumes in, applied to its op.
+        self._carry: tuple[float, float, float] | None = None
         self.stop_t_s: float | None = None  # clock time the output was last commanded off
 
     # --- public controls --------------------------------------------------------------------
@@ -486,15 +496,7 @@ class Sequencer:
         if track is None:
             self._next_op(now)
             return
-        end = track.step.end
-        remaining = replace(
-            end,
-            time_s=None if end.time_s is None else max(end.time_s - track.elapsed_before_s, 0.0),
-            capacity_ah=None
-            if end.capacity_ah is None
-            else max(end.capacity_ah - abs(track.moved_before_ah), 0.0),
-        )
-        self._begin_cycler_step(track.op, now, step=replace(track.step, end=remaining), carry=track)
+        self._begin_remaining(track.op, now, track)
         self.state = SeqState.RUNNING
 
     def abort(self, reason: str = "aborted by operator") -> None:
@@ -519,6 +521,18 @@ class Sequencer:
 
     # --- cycler steps ---------------------------------------------------------------------------
 
+    def _begin_remaining(self, op: CyclerOp, now: float, carry: _StepTrack) -> None:
+        """Start ``op`` for what is left of its time and capacity ends after ``carry``."""
+        end = op.step.end
+        remaining = replace(
+            end,
+            time_s=None if end.time_s is None else max(end.time_s - carry.elapsed_before_s, 0.0),
+            capacity_ah=None
+            if end.capacity_ah is None
+            else max(end.capacity_ah - abs(carry.moved_before_ah), 0.0),
+        )
+        self._begin_cycler_step(op, now, step=replace(op.step, end=remaining), carry=carry)
+
     def _begin_cycler_step(
         self,
         op: CyclerOp,
@@ -533,7 +547,7 @@ class Sequencer:
             # The probe is not a recipe position: keep the checkpoint the run resumes from.
             token = self._resume.resume_token if self._resume is not None else ""
         else:
-            token = self._token()
+            token = self._token(carry)
         self._emit(
             StepStarted(
                 self.run_id, self.channel_id, self._step_counter, op.kind, step.label, now, token
@@ -881,8 +895,15 @@ class Sequencer:
         self._start_op(self._ops[self._op_pos], now)
 
     def _start_op(self, op: Op, now: float) -> None:
+        carry, self._carry = self._carry, None
         if isinstance(op, CyclerOp):
-            self._begin_cycler_step(op, now)
+            if carry is None:
+                self._begin_cycler_step(op, now)
+            else:
+                elapsed_s, moved_ah, energy_wh = carry
+                track = _StepTrack(op, op.step, -1, now, elapsed_s, moved_ah, energy_wh)
+                track.capacity_ah, track.energy_wh = moved_ah, energy_wh
+                self._begin_remaining(op, now, track)
             self.state = SeqState.RUNNING
         elif isinstance(op, MeasureOp):
             self._stop_output()
@@ -925,10 +946,12 @@ class Sequencer:
             )
             self._next_op(now)
 
-    def _token(self) -> str:
-        return json.dumps(
-            {"top": self._top, "op": self._op_pos, "ctx": self._ctx_at_top}, sort_keys=True
-        )
+    def _token(self, carry: _StepTrack | None = None) -> str:
+        token: dict[str, Any] = {"top": self._top, "op": self._op_pos, "ctx": self._ctx_at_top}
+        if carry is not None:
+            # What earlier segments of this op did (before a pause or a crash).
+            token["done"] = [carry.elapsed_before_s, carry.moved_before_ah, carry.energy_before_wh]
+        return json.dumps(token, sort_keys=True)
 
     def _tick_measuring(self) -> None:
         future, op = self._pending, self._pending_op
@@ -997,7 +1020,7 @@ class Sequencer:
     # --- resume ---------------------------------------------------------------------------------
 
     def _restore(self, point: ResumePoint) -> None:
-        """Continue a crashed run at the step its checkpoint names (the step restarts)."""
+        """Continue a crashed run at the step its checkpoint names, with what is left of it."""
         self._seq = point.last_seq
         self._step_counter = point.step_index
         if not point.resume_token:
@@ -1010,6 +1033,10 @@ class Sequencer:
         # the context changes their expansion made); _next_op then advances onto the op to redo.
         self._ops = expand_step(self.recipe.steps[self._top], self.ctx)
         self._op_pos = int(token["op"]) - 1
+        done_s, done_ah, done_wh = token.get("done", (0.0, 0.0, 0.0))
+        carry = (done_s + point.elapsed_s, done_ah + point.moved_ah, done_wh + point.energy_wh)
+        if any(carry):
+            self._carry = carry
 
     # --- ending ---------------------------------------------------------------------------------
 

@@ -28,7 +28,11 @@ from station.sequencer import derive_limits
 from station.storage import Storage
 from tests.reliability.harness import InProcessBench, inprocess_bench
 
-SPEED = 20.0  # simulated s per wall s
+# Simulated s per wall s. The bound's poll period is then 200 ms of wall time: at much higher
+# speeds one round over 16 channels on one link (two TCP exchanges each, with the simulator in
+# this process sharing the interpreter) takes longer than a poll period on a loaded 2-core
+# machine, which a real bench polling once a second never sees.
+SPEED = 5.0
 SLACK_WALL_S = 0.2
 KINDS = ("voltage_max", "voltage_min", "current_max")
 CHANNELS = 16
@@ -118,13 +122,13 @@ def trip_batch(
             assert channel_id is not None
             kind = rng.choice(KINDS)
             rate = {
-                "voltage_max": rng.uniform(0.01, 0.05),  # V/s
-                "voltage_min": rng.uniform(0.05, 0.1),  # V/s
+                "voltage_max": rng.uniform(0.02, 0.08),  # V/s
+                "voltage_min": rng.uniform(0.1, 0.2),  # V/s
                 "current_max": rng.uniform(5.0, 6.0),  # gain on 0.5C: beyond 1.1 x 2C
             }[kind]
             recipe = recipe_for(kind, record_s)
             limits = derive_limits(cell, recipe.limits, sim.config.envelope)
-            trial = Trial(channel_id, kind, clock.now() + rng.uniform(10.0, 30.0), rate)
+            trial = Trial(channel_id, kind, clock.now() + rng.uniform(6.0, 15.0), rate)
             trial.threshold = {
                 "voltage_max": limits.voltage_max_v,
                 "voltage_min": limits.voltage_min_v,
@@ -158,7 +162,7 @@ def trip_batch(
         if trip.limit != trial.kind:
             # The lot's own defects (e.g. a self-heating cell tripping dT/dt) may trip first:
             # a real trip, but not the seeded one, so it is not counted.
-            assert trip.t_s < trial.fault_at_s and trip.limit in stored.get(run_id, ()), trip
+            assert trip.limit not in KINDS and trip.limit in stored.get(run_id, ()), trip
             continue
         assert trip.threshold == pytest.approx(trial.threshold)
         assert stored[run_id] == (trip.limit, trip.value, trip.threshold)
@@ -212,6 +216,7 @@ def test_seeded_sim_trips_short(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # about 7 min on 2 quiet cores; the default 300 s is for CI tests
 def test_seeded_sim_trips_1000(tmp_path: Path) -> None:
     seen = run_trips(tmp_path, 1000, seed=11)
     assert sum(seen.values()) >= 1000
