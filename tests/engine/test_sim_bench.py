@@ -99,7 +99,8 @@ def test_sixteen_channel_simulated_bench_grades_its_lot(tmp_path: Path) -> None:
                 "SELECT count(*) FROM step_events WHERE run_pk = ? AND event = 'started'", (pk,)
             ).fetchone()[0]
             assert started >= recipe_steps
-        assert conn.execute("SELECT count(*) FROM instruments").fetchone()[0] == 3
+        # cabinet, the two meters and their two multiplexers
+        assert conn.execute("SELECT count(*) FROM instruments").fetchone()[0] == 5
     finally:
         conn.close()
 
