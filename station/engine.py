@@ -512,7 +512,10 @@ class Engine:
     # --- screening ------------------------------------------------------------------------------
 
     def measure_screen(self, channel_id: str, timeout_s: float = 30.0) -> ScreenReading:
-        """Measure ACIR (ohm, 1 kHz) and OCV (V) with the channel's impedance meter.
+        """Measure ACIR (ohm, 1 kHz) and OCV (V) of the cell in the channel's meter's fixture.
+
+        Every switch route is open then (in-run measurements close and open theirs in one
+        command on the same worker), so this is the intake screen of a placed cell.
 
         The measurement runs on the meter's own worker thread (queued behind any measurement a
         run asked for), and this call blocks until it is done; raises :class:`EngineError` when

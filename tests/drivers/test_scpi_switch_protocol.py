@@ -9,6 +9,7 @@ from drivers.errors import InstrumentReportedError, ProtocolError, SettingError
 from drivers.scpi_switch import ScpiSwitch, parse_error_queue
 from drivers.session import Backoff
 from station.clock import ManualClock
+from station.instruments import RouteSwitch
 from tests.drivers.protocol import DISCONNECT, REOPEN, expected_protocol
 
 IDN = "HARDWARE_SIM,MUX16,SIMULATED-7,1.0"
@@ -36,6 +37,7 @@ def switch(exchanges, **kwargs):
 
 def test_connect_resets_and_checks_the_error_queue() -> None:
     with switch(CONNECT) as s:
+        assert isinstance(s, RouteSwitch)
         assert s.identity.model == "MUX16" and s.identity.simulated
 
 

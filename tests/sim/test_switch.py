@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hardware_sim.bench import build_bench, load_description
+from hardware_sim.cell import Cell as SimCell
 from hardware_sim.devices.bt356x import Bt356x
 from hardware_sim.devices.neware_bts import NewareCabinet
 from hardware_sim.devices.switch import Switch
@@ -20,6 +21,13 @@ def demo():
     assert isinstance(switch, Switch)
     meter.noise_counts = 0.0  # compare with the cell model exactly (a count of rounding remains)
     return meter, cabinet, switch
+
+
+def bench_shelf_cell() -> SimCell:
+    """A lot cell no device holds (as the intake station would place it)."""
+    bench = build_bench(load_description("demo"), seed=7, manual=True)
+    held = {c.cell_id for d in bench.devices for c in d.cells}
+    return next(lc.cell for lc in bench.lot if lc.cell_id not in held)
 
 
 def resistance(wire: Wire) -> float:
@@ -45,6 +53,10 @@ def test_route_n_measures_cabinet_channel_n_and_open_all_returns_the_fixture() -
     swire.send("ROUT:OPEN:ALL", b"\n")
     assert resistance(mwire) == pytest.approx(float(fixture.impedance(1000.0).real), abs=1.5e-6)
     assert swire.ask("SYST:ERR?", b"\n") == b'+0,"No error"\n'
+    # Intake placement (the launcher's ``place``) still reaches the fixture with every route open.
+    spare = bench_shelf_cell()
+    meter.place_cell(spare)
+    assert resistance(mwire) == pytest.approx(float(spare.impedance(1000.0).real), abs=1.5e-6)
 
 
 def test_out_of_range_route_is_an_error_and_two_closed_routes_read_no_contact() -> None:
