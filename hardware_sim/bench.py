@@ -17,6 +17,11 @@ A bench description is a mapping (a TOML file or a built-in preset)::
     name = "acir"             # unique; defaults to kind-N
     # ...kind-specific keys, e.g. channels = 16 for neware-bts
 
+    [[device]]
+    kind = "switch"           # a multiplexer: route n puts cabinet channel n's cell on the
+    meter = "acir"            #   meter's leads; meter and cabinet name devices listed before it
+    cabinet = "cabinet"
+
 Devices take their cells from the lot in order; cells no device takes stay "on the shelf" (the
 intake station places them in a meter's fixture).
 """
