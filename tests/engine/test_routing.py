@@ -40,10 +40,14 @@ RECIPE = loads_recipe(
 [recipe]
 name = "route-check"
 version = 1
-description = "ACIR through the switch, then a short rest"
+description = "ACIR and EIS through the switches, then a short rest"
 
 [[steps]]
 type = "measure_acir"
+
+[[steps]]
+type = "measure_eis"
+frequencies_hz = [1000, 10]
 
 [[steps]]
 type = "rest"
@@ -52,9 +56,9 @@ duration_s = 30
 )
 
 
-def reference_acir_ohm() -> dict[str, float]:
-    """Re Z(1 kHz) (ohm) of the cell on each cabinet channel, by hw channel address; cells
-    mounted badly (reversed, open tab) are left out (the probe refuses them)."""
+def reference_z_ohm(frequency_hz: float = 1000.0) -> dict[str, float]:
+    """Re Z(f) (ohm) of the cell on each cabinet channel, by hw channel address; cells mounted
+    badly (reversed, open tab) are left out (the probe refuses them)."""
     bench = build_bench(load_description("demo"), seed=SEED, manual=True)
     cabinet = bench.device("cabinet").personality
     assert isinstance(cabinet, NewareCabinet)
@@ -63,12 +67,13 @@ def reference_acir_ohm() -> dict[str, float]:
         cell = channel.cell
         assert isinstance(cell, SimCell)
         if cell.contact is Contact.OK:
-            out[channel.pipeline] = float(cell.impedance(1000.0).real)
+            out[channel.pipeline] = float(cell.impedance(frequency_hz).real)
     return out
 
 
-def test_each_channel_acir_is_its_own_cells(tmp_path: Path) -> None:
-    reference = reference_acir_ohm()
+def test_each_channel_acir_and_eis_are_its_own_cells(tmp_path: Path) -> None:
+    reference = reference_z_ohm()
+    reference_10hz = reference_z_ohm(10.0)
     with SimulatedBench(speed=600, seed=SEED) as sim:
         by_hw = {c.hw_channel: c.channel_id for c in sim.bench.channels.values()}
         # Four well-mounted cells whose ACIR differ from each other by more than 3 %.
@@ -110,14 +115,21 @@ def test_each_channel_acir_is_its_own_cells(tmp_path: Path) -> None:
     try:
         measured = {}
         for hw, run_id in runs.items():
-            (values,) = conn.execute(
-                "SELECT m.values_json FROM measurements m JOIN runs r USING (run_pk)"
-                " WHERE r.run_id = ? AND m.kind = 'acir'",
-                (run_id,),
-            ).fetchone()
-            reading = json.loads(values)
-            assert reading["status"] == "valid"
-            measured[hw] = reading["resistance_ohm"]
+            stored = {
+                kind: json.loads(values)
+                for kind, values in conn.execute(
+                    "SELECT m.kind, m.values_json FROM measurements m JOIN runs r USING (run_pk)"
+                    " WHERE r.run_id = ?",
+                    (run_id,),
+                )
+            }
+            assert stored["acir"]["status"] == "valid"
+            measured[hw] = stored["acir"]["resistance_ohm"]
+            # EIS point rows: [f_hz, Re Z, Im Z, V, status]; the BT4560's own noise is 0.05 %.
+            (f1k, re1k, *_), (f10, re10, *_) = stored["eis"]["points"]
+            assert (f1k, f10) == (1000, 10)
+            assert re1k == pytest.approx(reference[hw], rel=0.01)
+            assert re10 == pytest.approx(reference_10hz[hw], rel=0.01)
     finally:
         conn.close()
     for hw, ohm in measured.items():
