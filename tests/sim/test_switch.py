@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from drivers import registry
+from drivers.errors import InstrumentReportedError
 from hardware_sim.bench import build_bench, load_description
 from hardware_sim.cell import Cell as SimCell
 from hardware_sim.devices.bt356x import Bt356x
 from hardware_sim.devices.neware_bts import NewareCabinet
 from hardware_sim.devices.switch import Switch
+from hardware_sim.transports.tcp import TcpServer
 from tests.sim.helpers import Wire
 
 
@@ -77,3 +80,28 @@ def test_a_stuck_relay_reads_open_after_closing() -> None:
     swire = Wire(switch)
     swire.send("ROUT:CLOS (@4)", b"\n")
     assert swire.ask("ROUT:CLOS? (@4)", b"\n") == b"0\n"
+
+
+def test_the_driver_routes_the_meter_over_tcp_and_refuses_a_stuck_relay() -> None:
+    bench = build_bench(load_description("demo"), seed=7)
+    switch = bench.device("acir-mux").personality
+    meter = bench.device("acir").personality
+    cabinet = bench.device("cabinet").personality
+    assert isinstance(switch, Switch) and isinstance(meter, Bt356x)
+    assert isinstance(cabinet, NewareCabinet)
+    switch.stuck_open.add(9)
+    with TcpServer(switch) as server:
+        driver = registry.open_instrument(
+            "scpi-switch", f"tcp://127.0.0.1:{server.port}", {"channels": 16}
+        )
+        try:
+            assert driver.identity.model == "MUX16"
+            driver.close_route(6)
+            cell6 = list(cabinet.channels.values())[5].cell
+            assert meter.routed is not None and meter.routed.cell is cell6
+            with pytest.raises(InstrumentReportedError, match="route 9 did not close"):
+                driver.close_route(9)
+            driver.open_all()
+            assert meter.routed is None and not switch.closed
+        finally:
+            driver.close()
