@@ -38,7 +38,7 @@ MAX_ERRORS = 10  # SCPI error queue depth; further errors replace the last with 
 
 
 class Switch(ScpiPersonality):
-    """A ``channels``-route multiplexer between ``meter`` and the cells of ``cabinet``."""
+    """A multiplexer between ``meter`` and a cabinet: one route (``RoutedCell``) per channel."""
 
     kind = "switch"
     write_termination = b"\n"
