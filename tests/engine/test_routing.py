@@ -23,7 +23,7 @@ from hardware_sim.cell import Cell as SimCell
 from hardware_sim.cell import Contact
 from hardware_sim.devices.neware_bts import NewareCabinet
 from station.clock import ScaledClock
-from station.config import ConfigError, load_preset, loads_bench, preset_text, sim_lot
+from station.config import BenchConfig, ConfigError, load_preset, loads_bench, preset_text, sim_lot
 from station.engine import Engine
 from station.events import RunEnded, RunOutcome
 from station.recipes import loads_recipe
@@ -151,15 +151,26 @@ def test_route_config_is_validated_naming_the_key() -> None:
         loads_bench(text.replace('acir_route = "acir-mux:2"', 'acir_route = "acir:2"'))
     with pytest.raises(ConfigError, match=r"channels\.ch02\.acir_route: route acir-mux:1 is"):
         loads_bench(text.replace('acir_route = "acir-mux:2"', 'acir_route = "acir-mux:1"'))
+    with pytest.raises(
+        ConfigError, match=r"channels\.ch02\.acir_route: the channel has no acir_meter"
+    ):
+        loads_bench(
+            text.replace(
+                'acir_meter = "acir"\neis_meter = "eis"\nacir_route = "acir-mux:2"',
+                'eis_meter = "eis"\nacir_route = "acir-mux:2"',
+            )
+        )
     routes = loads_bench(text).channels["ch07"]
     assert (str(routes.acir_route), str(routes.eis_route)) == ("acir-mux:7", "eis-mux:7")
 
 
-def fake_engine(tmp_path: Path) -> tuple[Engine, Storage, FakeConnector]:
+def fake_engine(
+    tmp_path: Path, bench: BenchConfig | None = None
+) -> tuple[Engine, Storage, FakeConnector]:
     clock = ScaledClock(t0_s=1_800_000_000.0, w0_s=time.time(), speed=3600.0)
     storage = Storage(tmp_path / "fake.db", clock)
     connector = FakeConnector(clock, bench_models())
-    engine = Engine(load_preset("sim-demo"), storage, clock, connector=connector)
+    engine = Engine(bench or load_preset("sim-demo"), storage, clock, connector=connector)
     storage.add_cells([make_cell("A"), make_cell("B")], who="ci")
     engine.connect()
     return engine, storage, connector
@@ -210,3 +221,25 @@ def test_a_route_that_does_not_close_faults_the_run_naming_it(tmp_path: Path) ->
     assert end.outcome is not RunOutcome.COMPLETED
     assert "route acir-mux:5" in end.reason, end.reason
     assert switch.log == ["close 5", "open all"]
+
+
+def test_a_meter_only_one_channel_uses_needs_no_route(tmp_path: Path) -> None:
+    preset = load_preset("sim-demo")
+    channels = {
+        cid: replace(c, acir_route=None, eis_route=None)
+        if cid == "ch03"
+        else replace(c, acir_meter=None, eis_meter=None, acir_route=None, eis_route=None)
+        for cid, c in preset.channels.items()
+    }
+    engine, storage, connector = fake_engine(tmp_path, replace(preset, channels=channels))
+    ended: list[RunEnded] = []
+    engine.subscribe(lambda e: ended.append(e) if isinstance(e, RunEnded) else None)
+    try:
+        engine.start_run("ch03", "A", RECIPE)
+        assert engine.wait_idle(60)
+    finally:
+        engine.shutdown()
+        storage.close()
+    assert [e.outcome for e in ended] == [RunOutcome.COMPLETED], ended
+    switch = connector.opened["acir-mux"]
+    assert isinstance(switch, FakeSwitch) and switch.log == []
