@@ -114,3 +114,13 @@ def _neware_bts(address: str, settings: Mapping[str, Any], **objects: Any) -> An
 
 
 register("neware-bts", _neware_bts)
+
+
+def _scpi_switch(address: str, settings: Mapping[str, Any], **objects: Any) -> Any:
+    from drivers import scpi_switch
+
+    check_setting_keys("scpi-switch", settings, scpi_switch.ScpiSwitch)
+    return scpi_switch.open_switch(address, settings, **objects)
+
+
+register("scpi-switch", _scpi_switch)

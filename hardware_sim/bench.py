@@ -17,6 +17,11 @@ A bench description is a mapping (a TOML file or a built-in preset)::
     name = "acir"             # unique; defaults to kind-N
     # ...kind-specific keys, e.g. channels = 16 for neware-bts
 
+    [[device]]
+    kind = "switch"           # a multiplexer: route n puts cabinet channel n's cell on the
+    meter = "acir"            #   meter's leads; meter and cabinet name devices listed before it
+    cabinet = "cabinet"
+
 Devices take their cells from the lot in order; cells no device takes stay "on the shelf" (the
 intake station places them in a meter's fixture).
 """
@@ -45,6 +50,9 @@ PRESETS: dict[str, dict[str, Any]] = {
             {"kind": "bt3562", "name": "acir"},
             {"kind": "bt4560", "name": "eis"},
             {"kind": "keithley2450", "name": "smu"},
+            # Each meter reaches any cabinet channel's cell through its own multiplexer.
+            {"kind": "switch", "name": "acir-mux", "meter": "acir", "cabinet": "cabinet"},
+            {"kind": "switch", "name": "eis-mux", "meter": "eis", "cabinet": "cabinet"},
         ],
     },
     "acir": {
@@ -185,9 +193,10 @@ def build_bench(
         del shelf[:n]
         return taken
 
-    devices = []
+    devices: list[BenchDevice] = []
     for index, (name, kind, spec) in enumerate(wanted):
-        ctx = BuildContext(clock, seed, take, random.Random(f"{seed}/{name}/{index}"))
+        built = {d.name: d.personality for d in devices}
+        ctx = BuildContext(clock, seed, take, random.Random(f"{seed}/{name}/{index}"), built=built)
         try:
             personality = device_factory(kind)(spec, ctx)
         except ValueError as err:

@@ -35,7 +35,9 @@ class BuildContext:
     """What a device factory gets: the bench clock and seed, and the lot to take cells from.
 
     ``take_cells(n)`` hands out the next ``n`` cells of the bench's lot (each cell goes to one
-    device only). ``rng`` is seeded per device, for device-level randomness.
+    device only). ``rng`` is seeded per device, for device-level randomness. ``built`` holds the
+    devices listed earlier in the description, by name (a switch wires itself to a meter and a
+    cabinet built before it); :meth:`device` looks one up.
     """
 
     clock: SimClock
@@ -43,6 +45,14 @@ class BuildContext:
     cell_source: Callable[[int], list[Cell]]
     rng: random.Random = field(default_factory=random.Random)
     taken: list[Cell] = field(default_factory=list)
+    built: Mapping[str, Personality] = field(default_factory=dict)
+
+    def device(self, name: Any) -> Personality:
+        """An earlier device of the bench by name (ValueError naming the known ones if none)."""
+        if name not in self.built:
+            known = ", ".join(sorted(self.built)) or "none"
+            raise ValueError(f"no earlier device named {name!r} (known: {known})")
+        return self.built[name]
 
     def take_cells(self, n: int) -> list[Cell]:
         if n < 0:

@@ -29,6 +29,12 @@ A bench is a TOML file (shipped presets under ``station/data/benches/``)::
     temperature_sensor = "t01"
     acir_meter = "acir"          # optional: an instrument with driver hioki-bt3562 ...
     eis_meter = "eis"            # optional
+    acir_route = "acir-mux:1"    # optional: "<switch instrument>:<route>" that puts this
+    eis_route = "eis-mux:1"      #   channel's cell on the shared meter's leads
+
+    [instruments.acir-mux]       # the switch a route names
+    driver = "scpi-switch"
+    address = "TCPIP::10.0.0.9::5025::SOCKET"
 
     [fixtures.fx01]
     description = "18650 holder, 4-wire"
@@ -37,7 +43,9 @@ A bench is a TOML file (shipped presets under ``station/data/benches/``)::
     source = "cycler-aux"        # read through the cycler channel's auxiliary input
 
 Every table is checked on load; unknown keys are rejected and every error names the key path and
-the problem (:class:`ConfigError`). Simulated presets use ``@sim:<endpoint>`` addresses that
+the problem (:class:`ConfigError`). A meter several channels share reaches each channel's cell
+only through its route: the engine refuses such a run without one (no wrong-cell readings).
+Simulated presets use ``@sim:<endpoint>`` addresses that
 :func:`bench_from_sim_launch` fills from the simulator launcher's JSON.
 """
 
@@ -58,6 +66,8 @@ from station.cells import Cell
 from station.clock import ScaledClock
 
 SIM_ADDRESS_PREFIX = "@sim:"
+SWITCH_DRIVERS = ("scpi-switch",)
+_ROUTE = re.compile(r"^(?P<switch>[^:\s]+):(?P<route>[1-9][0-9]{0,3})$")
 SENSOR_SOURCES = ("cycler-aux", "thermometer")
 _ADDRESS_PATTERNS = (
     re.compile(r"^COM\d+$", re.IGNORECASE),
@@ -97,6 +107,18 @@ class InstrumentConfig:
 
 
 @dataclass(frozen=True)
+class Route:
+    """A switch route (``switch`` names the switch instrument; ``route`` its channel, 1-based)
+    that connects a shared meter's leads to one channel's cell."""
+
+    switch: str
+    route: int
+
+    def __str__(self) -> str:
+        return f"{self.switch}:{self.route}"
+
+
+@dataclass(frozen=True)
 class ChannelConfig:
     channel_id: str
     instrument: str
@@ -105,6 +127,12 @@ class ChannelConfig:
     temperature_sensor: str | None = None
     acir_meter: str | None = None
     eis_meter: str | None = None
+    acir_route: Route | None = None
+    eis_route: Route | None = None
+
+    def route_for(self, kind: str) -> Route | None:
+        """The route of the ``acir`` or ``eis`` meter to this channel's cell (None: direct)."""
+        return self.acir_route if kind == "acir" else self.eis_route
 
 
 @dataclass(frozen=True)
@@ -132,6 +160,12 @@ class BenchConfig:
 
     def instrument_of(self, channel_id: str) -> InstrumentConfig:
         return self.instruments[self.channels[channel_id].instrument]
+
+    def meter_users(self, meter: str) -> list[str]:
+        """The channels naming ``meter`` as their ACIR or EIS meter (more than one: shared)."""
+        return [
+            c.channel_id for c in self.channels.values() if meter in (c.acir_meter, c.eis_meter)
+        ]
 
 
 class _Table:
@@ -224,6 +258,28 @@ def _parse_instrument(name: str, table: _Table) -> InstrumentConfig:
     return InstrumentConfig(name, driver, address, serial, due, dict(settings or {}))
 
 
+def _parse_route(
+    table: _Table, name: str, instruments: Mapping[str, InstrumentConfig]
+) -> Route | None:
+    text = table.string(name, required=False)
+    if text is None:
+        return None
+    match = _ROUTE.match(text)
+    if match is None:
+        raise ConfigError(
+            f"{table.key(name)}: {text!r} is not '<switch>:<route>' (route 1 to 9999)"
+        )
+    switch = match["switch"]
+    if switch not in instruments:
+        raise ConfigError(f"{table.key(name)}: unknown switch {switch!r}")
+    if instruments[switch].driver not in SWITCH_DRIVERS:
+        raise ConfigError(
+            f"{table.key(name)}: instrument {switch!r} is not a switch "
+            f"(driver {instruments[switch].driver!r}; switches: {', '.join(SWITCH_DRIVERS)})"
+        )
+    return Route(switch, int(match["route"]))
+
+
 def parse_bench(data: Mapping[str, Any], *, source: str = "bench") -> BenchConfig:
     """Validate a decoded bench TOML document and build the :class:`BenchConfig`."""
     top = _Table(dict(data), "")
@@ -283,6 +339,7 @@ def parse_bench(data: Mapping[str, Any], *, source: str = "bench") -> BenchConfi
     channels: dict[str, ChannelConfig] = {}
     chan_tables = top.table("channels", required=True)
     seen_hw: dict[tuple[str, str], str] = {}
+    seen_routes: dict[tuple[str, int], str] = {}
     for key in chan_tables.data:
         chan = chan_tables.table(key)
         instrument = chan.string("instrument")
@@ -308,6 +365,18 @@ def parse_bench(data: Mapping[str, Any], *, source: str = "bench") -> BenchConfi
             if meter is not None and meter not in instruments:
                 raise ConfigError(f"{chan.key(meter_key)}: unknown instrument {meter!r}")
             meters[meter_key] = meter
+        routes: dict[str, Route | None] = {}
+        for kind in ("acir", "eis"):
+            route = _parse_route(chan, f"{kind}_route", instruments)
+            if route is not None and meters[f"{kind}_meter"] is None:
+                raise ConfigError(f"{chan.key(f'{kind}_route')}: the channel has no {kind}_meter")
+            if route is not None:
+                owner = seen_routes.setdefault((route.switch, route.route), key)
+                if owner != key:
+                    raise ConfigError(
+                        f"{chan.key(f'{kind}_route')}: route {route} is already channel {owner!r}'s"
+                    )
+            routes[kind] = route
         chan.done()
         channels[key] = ChannelConfig(
             key,
@@ -317,6 +386,8 @@ def parse_bench(data: Mapping[str, Any], *, source: str = "bench") -> BenchConfi
             sensor_name,
             meters["acir_meter"],
             meters["eis_meter"],
+            routes["acir"],
+            routes["eis"],
         )
     chan_tables.done()
     if not channels:

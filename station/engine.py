@@ -24,7 +24,11 @@ Threads: one worker per instrument connection. All channels of a cabinet share t
 worker, which polls each active channel once per poll period (:class:`Sequencer.tick`); ACIR and
 EIS meters each have their own worker serving measurement requests (a sequencer waits for the
 reading without blocking its cabinet). Commands (start, pause, abort) are queued to the owning
-worker and executed between ticks, so no two threads ever talk to one instrument.
+worker and executed between ticks, so no two threads ever talk to one instrument. A meter that
+several channels share reaches a channel's cell through that channel's switch route
+(``acir_route``/``eis_route``): the meter's worker has the switch's worker close the route, measures
+and has it open every relay again, holding the switch's lock throughout; a shared meter without a
+route is refused at pre-start.
 
 Events (``station.events``) go to every subscriber in the worker thread that produced them;
 callbacks must be quick and must not raise (a raising subscriber is logged and kept). Storage
@@ -61,7 +65,7 @@ from drivers.identity import InstrumentIdentity
 from drivers.readings import AcirReading, EisSweep, ReadingStatus
 from station.cells import Cell, CellDataError
 from station.clock import Clock, ScaledClock, SystemClock
-from station.config import BenchConfig, InstrumentConfig
+from station.config import SWITCH_DRIVERS, BenchConfig, InstrumentConfig
 from station.events import (
     Event,
     Fault,
@@ -93,6 +97,7 @@ from station.sequencer import (
 from station.storage import RunProgress, RunRecord, Storage
 
 log = logging.getLogger(__name__)
+_SWITCH_TIMEOUT_S = 60.0  # wall s for one route close/open (its driver has its own read timeout)
 T = TypeVar("T")
 E = TypeVar("E")
 
@@ -310,25 +315,66 @@ class _Worker:
         self._thread.join(timeout_s)
 
 
-class _Meters:
-    """A sequencer's view of its channel's meters: requests go to the meters' workers."""
+class _RouteUse:
+    """One channel's switch route for a shared meter: closed around each of the channel's
+    measurements, on the meter's worker, under the switch's lock (two channels never share the
+    meter's leads); the switch itself is driven by its own worker."""
 
-    def __init__(self, acir: _Worker | None, eis: _Worker | None) -> None:
+    def __init__(self, name: str, switch: _Worker, route: int, lock: threading.Lock) -> None:
+        self.name = name
+        self.switch = switch
+        self.route = route
+        self.lock = lock
+
+    def around(self, measure: Callable[[], T]) -> Callable[[], T]:
+        def run() -> T:
+            with self.lock:
+                try:
+                    self._do(lambda: self.switch.instrument.close_route(self.route), "close")
+                    return measure()
+                finally:
+                    # Also after a failed close: a relay may have half-switched.
+                    self._do(self.switch.instrument.open_all, "open")
+
+        return run
+
+    def _do(self, action: Callable[[], None], verb: str) -> None:
+        try:
+            self.switch.submit(action).result(timeout=_SWITCH_TIMEOUT_S)
+        except Exception as error:
+            raise EngineError(f"route {self.name}: could not {verb} it: {error}") from error
+
+
+class _Meters:
+    """A sequencer's view of its channel's meters: requests go to the meters' workers, each
+    through the channel's route when the meter is shared."""
+
+    def __init__(
+        self,
+        acir: _Worker | None,
+        eis: _Worker | None,
+        routes: dict[str, _RouteUse] | None = None,
+    ) -> None:
         self._acir = acir
         self._eis = eis
+        self._routes = routes or {}
+
+    def _routed(self, kind: str, measure: Callable[[], T]) -> Callable[[], T]:
+        route = self._routes.get(kind)
+        return measure if route is None else route.around(measure)
 
     def acir(self) -> Future[AcirReading] | None:
         worker = self._acir
         if worker is None:
             return None
-        return worker.submit(lambda: worker.instrument.measure())
+        return worker.submit(self._routed("acir", lambda: worker.instrument.measure()))
 
     def eis(self, frequencies_hz: Sequence[float]) -> Future[EisSweep] | None:
         worker = self._eis
         if worker is None:
             return None
         freqs = list(frequencies_hz)
-        return worker.submit(lambda: worker.instrument.sweep(freqs))
+        return worker.submit(self._routed("eis", lambda: worker.instrument.sweep(freqs)))
 
 
 def _recipe_meter_kinds(recipe: Recipe, cell: Cell) -> set[str]:
@@ -367,6 +413,11 @@ class Engine:
         self._lock = threading.Lock()
         self._snapshots = {cid: ChannelSnapshot(cid) for cid in bench.channels}
         self._workers: dict[str, _Worker] = {}
+        self._switch_locks = {
+            name: threading.Lock()
+            for name, config in bench.instruments.items()
+            if config.driver in SWITCH_DRIVERS
+        }
         # Shutdown may be asked from two threads at once (GUI close and a signal): the second
         # waits for the first instead of iterating workers the first is clearing.
         self._shutdown_lock = threading.Lock()
@@ -472,7 +523,10 @@ class Engine:
     # --- screening ------------------------------------------------------------------------------
 
     def measure_screen(self, channel_id: str, timeout_s: float = 30.0) -> ScreenReading:
-        """Measure ACIR (ohm, 1 kHz) and OCV (V) with the channel's impedance meter.
+        """Measure ACIR (ohm, 1 kHz) and OCV (V) of the cell in the channel's meter's fixture.
+
+        Every switch route is open then (in-run measurements close and open theirs in one
+        command on the same worker), so this is the intake screen of a placed cell.
 
         The measurement runs on the meter's own worker thread (queued behind any measurement a
         run asked for), and this call blocks until it is done; raises :class:`EngineError` when
@@ -608,6 +662,14 @@ class Engine:
                     f"the recipe measures {kind.upper()} and channel {channel_id} has no such meter"
                 )
                 continue
+            sharing = self.bench.meter_users(name)
+            if chan_cfg.route_for(kind) is None and len(sharing) > 1:
+                missing.append(
+                    f"the recipe measures {kind.upper()} with meter {name!r}, shared by channels "
+                    f"{', '.join(sharing)}, and channel {channel_id} has no {kind}_route to put "
+                    "its cell on the meter (it would measure another cell)"
+                )
+                continue
             cfg = self.bench.instruments[name]
             meters.append((name, self._identities[name], cfg.serial, cfg.calibration_due))
         causes = missing + prestart_checks(
@@ -647,6 +709,16 @@ class Engine:
             )
         acir = self._workers.get(chan_cfg.acir_meter) if chan_cfg.acir_meter else None
         eis = self._workers.get(chan_cfg.eis_meter) if chan_cfg.eis_meter else None
+        routes = {}
+        for kind in ("acir", "eis"):
+            route = chan_cfg.route_for(kind)
+            if route is not None:
+                routes[kind] = _RouteUse(
+                    str(route),
+                    self._workers[route.switch],
+                    route.route,
+                    self._switch_locks[route.switch],
+                )
         return Sequencer(
             run_id=run_id,
             channel_id=channel_id,
@@ -658,7 +730,7 @@ class Engine:
             clock=self.clock,
             emit=_Emitter(self.storage.handle_event, self.bus, self.blocks),
             poll_period_s=self.bench.poll_period_s,
-            meters=_Meters(acir, eis),
+            meters=_Meters(acir, eis, routes),
             require_temperature=True,
             simulated=identity.simulated,
             resume=resume,

@@ -93,6 +93,22 @@ class EisMeter(Protocol):
 
 
 @runtime_checkable
+class RouteSwitch(Protocol):
+    """A relay multiplexer putting one channel's cell on a shared meter's leads (SCPI switch)."""
+
+    @property
+    def identity(self) -> InstrumentIdentity: ...
+
+    def close_route(self, route: int) -> None:
+        """Open every relay, close ``route`` alone and read it back (raise on a mismatch)."""
+        ...
+
+    def open_all(self) -> None:
+        """Open every relay: no cell on the meter's leads."""
+        ...
+
+
+@runtime_checkable
 class Thermometer(Protocol):
     """A cell or ambient temperature sensor."""
 

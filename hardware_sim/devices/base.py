@@ -18,7 +18,8 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -178,6 +179,45 @@ class LinePersonality(Personality):
     @abstractmethod
     def handle_line(self, line: str, now_s: float) -> list[Reply]:
         """One complete input line (terminator stripped) received at ``now_s``."""
+
+
+@dataclass(frozen=True)
+class RoutedCell:
+    """A cell another personality owns (a cabinet channel's), put on a meter's leads by a switch.
+
+    ``lock`` is the owner's lock and ``advance(t_s)`` the owner's own stepping to simulated time
+    ``t_s`` (so its step ends and protections see every instant); read the cell only while
+    holding ``lock`` after calling ``advance``.
+    """
+
+    cell: Cell
+    lock: threading.RLock
+    advance: Callable[[float], None]
+
+
+class MeterInput:
+    """The input of a fixture meter: its fixture's ``cell``, or while a switch route is closed,
+    the ``routed`` cell of a cabinet channel (the fixture is then off the meter's leads)."""
+
+    cell: Cell | None
+    routed: RoutedCell | None = None
+    shorted: bool = False  # several routes closed at once: cells in parallel, read as no contact
+
+    @contextmanager
+    def input_cell(self, now_s: float) -> Iterator[Cell | None]:
+        """The cell on the leads, advanced to ``now_s``, held safe from its owner for the block."""
+        routed = self.routed
+        if self.shorted:
+            yield None
+            return
+        if routed is None:
+            if self.cell is not None:
+                self.cell.advance_to(now_s)
+            yield self.cell
+            return
+        with routed.lock:
+            routed.advance(now_s)
+            yield routed.cell
 
 
 def _first_terminator(buf: bytearray) -> int:

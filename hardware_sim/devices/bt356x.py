@@ -9,9 +9,10 @@ Follows ``docs/instrument-protocols.md`` (Hioki BT3562 section) and the command 
   are spaces; over-range is 1E+9 and no contact 1E+10, written with the range's mantissa;
 - ``*IDN?`` carries ``SIMULATED-<seed>`` in the serial field (the real meter sends ``0``).
 
-The meter measures whichever cell is in its fixture (:meth:`Bt356x.place_cell`): R is Re Z(1 kHz)
-of the cell model plus a seeded noise of a few counts, V its terminal voltage (negative when the
-cell sits reversed); an empty fixture or an open tab reads "no contact".
+The meter measures whichever cell is in its fixture (:meth:`Bt356x.place_cell`), or while a switch
+route is closed the cabinet cell the switch put on its leads (``hardware_sim.devices.switch``):
+R is Re Z(1 kHz) of the cell model plus a seeded noise of a few counts, V its terminal voltage
+(negative when the cell sits reversed); an empty fixture or an open tab reads "no contact".
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from hardware_sim.cell import Cell, Contact
 from hardware_sim.clock import SimClock
+from hardware_sim.devices.base import MeterInput
 from hardware_sim.devices.scpi_device import ScpiPersonality
 from hardware_sim.registry import BuildContext, register_device_kind
 from hardware_sim.scpi import Command, ScpiError, one_arg, parse_bool, parse_choice, parse_float
@@ -63,7 +65,7 @@ def sentinel(integer_digits: int, decimals: int, power: int, sign: str) -> str:
     return f"{sign}{mantissa}E+{power - (integer_digits - 1)}"
 
 
-class Bt356x(ScpiPersonality):
+class Bt356x(MeterInput, ScpiPersonality):
     """A BT3562 (6/60 V) or BT3563 (6/60/300 V) meter with a fixture holding zero or one cell."""
 
     kind = "bt3562"
@@ -338,19 +340,18 @@ class Bt356x(ScpiPersonality):
 
     def _measure(self, now: float) -> None:
         self.wait_until(now + MEASUREMENT_TIME_S[self.rate])
-        cell = self.cell
         status: int | None = None
         resistance = voltage = 0.0
-        if self.forced == "no_contact" or cell is None or cell.contact is Contact.OPEN:
-            status = NO_CONTACT
-        else:
-            cell.advance_to(now)
-            resistance = float(cell.impedance(1000.0).real)
-            voltage = cell.terminal_voltage_v
-            if cell.contact is Contact.REVERSED:
-                voltage = -voltage
-            if self.forced == "over_range":
-                status = OVER_RANGE
+        with self.input_cell(now) as cell:
+            if self.forced == "no_contact" or cell is None or cell.contact is Contact.OPEN:
+                status = NO_CONTACT
+            else:
+                resistance = float(cell.impedance(1000.0).real)
+                voltage = cell.terminal_voltage_v
+                if cell.contact is Contact.REVERSED:
+                    voltage = -voltage
+                if self.forced == "over_range":
+                    status = OVER_RANGE
         self.last = (
             self._resistance_text(resistance, status),
             self._voltage_text(voltage, status),

@@ -6,7 +6,8 @@ time (two periods or half a second, plus one period of settling); a ``:FETC?`` (
 while it runs answers when it ends, so ``*TRG;*WAI;:FETC?`` replies after the measurement time.
 ``:ADJ? SPOT`` answers ``0`` after 13.5 s. Reply numbers are ``+d.ddddE+dd``.
 
-R and X are the real and imaginary parts of the cell model's Z(f) at the fixture (seeded noise
+R and X are the real and imaginary parts of the cell model's Z(f) at the fixture, or at the
+cabinet cell a closed switch route puts on the leads (``hardware_sim.devices.switch``) (seeded noise
 of 0.05 %); V the terminal voltage, negative when reversed. No contact reads 1E+10 for all three
 (V above 1E+8 is how a client sees a bad H/L connection); over-range reads 1E+9 for R and X.
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 from hardware_sim.cell import Cell, Contact
 from hardware_sim.clock import SimClock
+from hardware_sim.devices.base import MeterInput
 from hardware_sim.devices.scpi_device import ScpiPersonality
 from hardware_sim.registry import BuildContext, register_device_kind
 from hardware_sim.scpi import Command, ScpiError, one_arg, parse_bool, parse_choice, parse_float
@@ -45,7 +47,7 @@ def sci(value: float) -> str:
     return f"{mantissa}E{int(exponent):+03d}"
 
 
-class Bt4560(ScpiPersonality):
+class Bt4560(MeterInput, ScpiPersonality):
     kind = "bt4560"
     model = "BT4560"
     firmware = "V1.10"
@@ -211,14 +213,13 @@ class Bt4560(ScpiPersonality):
         self.measurements += 1
 
     def _sample(self, now: float) -> tuple[float, float, float]:
-        cell = self.cell
-        if self.forced == "no_contact" or cell is None or cell.contact is Contact.OPEN:
-            return (NO_CONTACT_VALUE, NO_CONTACT_VALUE, NO_CONTACT_VALUE)
-        cell.advance_to(now)
-        z = complex(cell.impedance(self.frequency_hz))
-        voltage = cell.terminal_voltage_v
-        if cell.contact is Contact.REVERSED:
-            voltage = -voltage
+        with self.input_cell(now) as cell:
+            if self.forced == "no_contact" or cell is None or cell.contact is Contact.OPEN:
+                return (NO_CONTACT_VALUE, NO_CONTACT_VALUE, NO_CONTACT_VALUE)
+            z = complex(cell.impedance(self.frequency_hz))
+            voltage = cell.terminal_voltage_v
+            if cell.contact is Contact.REVERSED:
+                voltage = -voltage
         limit = (3.0 if self.autorange else self.range_ohm) * 1.05
         if self.forced == "over_range" or abs(z) > limit:
             return (OVER_RANGE_VALUE, OVER_RANGE_VALUE, voltage)

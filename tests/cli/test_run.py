@@ -116,7 +116,7 @@ def test_bad_arguments(tmp_path: Path, bench_file: Path, lot_file: Path) -> None
     assert bad_speed.returncode == 2 and "--sim-speed" in bad_speed.stderr
     real = tmp_path / "real.toml"
     real.write_text(
-        re.sub(r'"@sim:\w+"', '"TCPIP0::10.0.0.9::5025::SOCKET"', bench_file.read_text("utf-8")),
+        re.sub(r'"@sim:[\w-]+"', '"TCPIP0::10.0.0.9::5025::SOCKET"', bench_file.read_text("utf-8")),
         encoding="utf-8",
     )
     sim_on_real = station(

@@ -15,6 +15,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 
+from drivers.errors import InstrumentReportedError
 from drivers.identity import InstrumentIdentity
 from drivers.readings import (
     AcirReading,
@@ -388,6 +389,34 @@ class FakeBenchEis(FakeEisMeter):
         pass
 
 
+class FakeSwitch:
+    """A SCPI switch double: records route closes/opens; ``stuck`` routes fail their read-back
+    as the real driver does (InstrumentReportedError naming the route)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.closed: int | None = None
+        self.log: list[str] = []
+        self.stuck: set[int] = set()
+
+    @property
+    def identity(self) -> InstrumentIdentity:
+        return InstrumentIdentity("TEST", "MUX", f"MUX-{self.name}", "1.0")
+
+    def close_route(self, route: int) -> None:
+        self.log.append(f"close {route}")
+        if route in self.stuck:
+            raise InstrumentReportedError(f"route {route} did not close: reads '0'")
+        self.closed = route
+
+    def open_all(self) -> None:
+        self.log.append("open all")
+        self.closed = None
+
+    def close(self) -> None:
+        pass
+
+
 def bench_models(**cell: float) -> dict[str, CellModel]:
     """One fresh CellModel per channel of the sim-demo preset, keyed by hardware channel."""
     from station.config import load_preset
@@ -408,6 +437,8 @@ class FakeConnector:
             instrument: object = FakeCabinet(self.clock, self.models)
         elif config.driver == "hioki-bt3562":
             instrument = FakeBenchAcir(self.clock)
+        elif config.driver == "scpi-switch":
+            instrument = FakeSwitch(config.name)
         else:
             first = next(iter(self.models.values()))
             instrument = FakeBenchEis(FakeChannel(self.clock, cell=first), self.clock)

@@ -63,6 +63,8 @@ LAUNCH = {
         {"name": "cabinet", "kind": "neware-bts", "tcp_port": 40502, "channels": CABINET_CHANNELS},
         {"name": "acir", "kind": "bt3562", "tcp_port": 40025},
         {"name": "eis", "kind": "bt4560", "tcp_port": 40026},
+        {"name": "acir-mux", "kind": "switch", "tcp_port": 40027},
+        {"name": "eis-mux", "kind": "switch", "tcp_port": 40028},
     ],
     "cells": [
         {

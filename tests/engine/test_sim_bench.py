@@ -80,7 +80,8 @@ def test_sixteen_channel_simulated_bench_grades_its_lot(tmp_path: Path) -> None:
             assert {"ocv_probe", "acir", "ocv", "eis"} <= set(kinds)
             acir = json.loads(kinds["acir"])
             assert acir["status"] == "valid" and 0 < acir["resistance_ohm"] < 1
-            assert len(json.loads(kinds["eis"])["points"]) == 13
+            points = json.loads(kinds["eis"])["points"]  # [f_hz, Re Z, Im Z, V, status]
+            assert len(points) == 13 and {p[4] for p in points} == {"valid"}
             steps = {
                 r[0]
                 for r in conn.execute(
@@ -99,7 +100,8 @@ def test_sixteen_channel_simulated_bench_grades_its_lot(tmp_path: Path) -> None:
                 "SELECT count(*) FROM step_events WHERE run_pk = ? AND event = 'started'", (pk,)
             ).fetchone()[0]
             assert started >= recipe_steps
-        assert conn.execute("SELECT count(*) FROM instruments").fetchone()[0] == 3
+        # cabinet, the two meters and their two multiplexers
+        assert conn.execute("SELECT count(*) FROM instruments").fetchone()[0] == 5
     finally:
         conn.close()
 
