@@ -9,7 +9,7 @@ served by its own simulator process (``python -m hardware_sim``, real-time clock
 cabinet of a lab is its own machine; this process runs the real engine (one worker per cabinet)
 and storage over TCP: every channel rests while
 recording at ``--rate`` Hz for ``--seconds``, each poll fetching the samples recorded since the
-last. Runs are started one after another; once all record, the engine is measured for
+last. Runs are started together (``Engine.start_runs``); once all record, the engine is measured for
 ``--seconds`` of steady state. The bench is kept up with when, over that window, the 99th
 percentile of sample lag (station clock when the engine publishes a sample, minus the sample's own
 time) stays within one poll period plus 1 s and the database holds every sample: the independent
@@ -184,9 +184,12 @@ def trial(channels: int, rate_hz: float, seconds: float, work: Path) -> dict[str
             placed = [(c, ch) for launch in launches for c, ch in sim_lot(launch, config) if ch]
             storage.add_cells([c for c, _ in placed], who="bench", why="sustained-rate bench")
             start_wall = time.perf_counter()
-            for cell, channel in placed:
-                assert channel is not None
-                engine.start_run(channel, cell.cell_id, recipe)
+            started = engine.start_runs(
+                [(channel, cell.cell_id, recipe) for cell, channel in placed if channel]
+            )
+            refused = [result for result in started if isinstance(result, Exception)]
+            if refused:
+                raise RuntimeError(f"{len(refused)} runs refused, first: {refused[0]!r}")
             start_s = time.perf_counter() - start_wall
             # Steady state: every channel records; measure over the next ``seconds``.
             window.append(clock.now())

@@ -367,6 +367,8 @@ class NewareBtsCabinet:
         self._channels: dict[str, NewareChannel] = {}
         self._lock = threading.RLock()
         self.reconnects = 0
+        self.poll_round = 0
+        """Counts :meth:`prefetch_round` calls; a prefetched record is used only in its round."""
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -536,6 +538,34 @@ class NewareBtsCabinet:
             log_code=e.get("log_code", "0"),
         )
 
+    def prefetch_round(self, channels: Sequence[object]) -> None:
+        """Read the state of every channel of this cabinet in ``channels`` in ONE ``inquire``.
+
+        The BTS API takes a list of ``<inquire .../>`` elements in one request and answers each
+        in order (``../shared/reference/instruments.md`` section 2.5), so a poll round over N
+        channels costs one exchange for their states instead of N. Each channel's next
+        :meth:`NewareChannel.poll` in this round uses its record; a later round's prefetch
+        makes it stale. Other objects in ``channels`` are ignored. A failed read is logged and
+        left to the channels, whose own ``inquire`` then reports the fault through their poll.
+        """
+        self.poll_round += 1
+        mine = [
+            channel
+            for channel in channels
+            if isinstance(channel, NewareChannel) and channel._cabinet is self
+        ]
+        if not mine:
+            return
+        try:
+            records = self.inquire([channel._pipeline for channel in mine])
+        except InstrumentError as exc:
+            log.warning(
+                "%s: batched inquire failed, channels ask one by one: %s", self.address, exc
+            )
+            return
+        for channel, record in zip(mine, records, strict=True):
+            channel._prefetched = (self.poll_round, record)
+
     def getchlstatus(self, pipelines: Sequence[Pipeline]) -> list[str]:
         reply = self.request(getchlstatus_body(pipelines), "getchlstatus_resp", resend=True)
         return [(element.text or "").strip() for element in reply.records()]
@@ -616,6 +646,7 @@ class NewareChannel:
         self._offset_s = 0.0
         self._last_step_time_s = 0.0
         self._pending: list[CyclerSample] = []
+        self._prefetched: tuple[int, InquireRecord] | None = None
 
     @property
     def identity(self) -> InstrumentIdentity:
@@ -644,6 +675,8 @@ class NewareChannel:
         if self._protection is None:
             raise SettingError(f"{self.channel_id}: arm_protection() before start_step()")
         validate_step(step)
+        # A state read before this start names the previous barcode: never use it after.
+        self._prefetched = None
         if self._barcode is not None:
             # Collect what the previous step recorded before the cabinet starts a new test.
             self._collect()
@@ -722,8 +755,15 @@ class NewareChannel:
             step_energy_wh=self._sign * row.energy_wh,
         )
 
+    def _poll_record(self) -> InquireRecord:
+        """This round's prefetched state (used once), else a fresh ``inquire``."""
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None and prefetched[0] == self._cabinet.poll_round:
+            return prefetched[1]
+        return self._inquire()
+
     def poll(self) -> ChannelStatus:
-        record = self._inquire()
+        record = self._poll_record()
         state = WORKSTATUS_STATES.get(record.workstatus, ChannelState.FAULT)
         message = ""
         if state is ChannelState.FAULT:
@@ -744,6 +784,7 @@ class NewareChannel:
         )
 
     def stop(self) -> None:
+        self._prefetched = None
         (ok,) = self._cabinet.stop([self._pipeline])
         if not ok and self._inquire().workstatus in ("working", "pause"):
             raise InstrumentReportedError(

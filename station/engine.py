@@ -8,6 +8,7 @@ call may come from any thread, e.g. the GUI thread, and never blocks on an instr
     unsubscribe = engine.subscribe(callback)            # callback(event) from worker threads
     unsubscribe = engine.subscribe_blocks(callback)     # callback(SampleBlock), one per poll
     run_id = engine.start_run(channel_id, cell_id, recipe)   # Recipe or shipped recipe name
+    results = engine.start_runs([(channel_id, cell_id, recipe), ...])  # many, queued together
     engine.pause(channel_id); engine.resume(channel_id); engine.abort(channel_id, reason)
     engine.stop_all(reason)                             # abort every run: outputs off
     engine.snapshot() -> dict[str, ChannelSnapshot]     # latest state per channel
@@ -77,7 +78,7 @@ from station.events import (
     SampleBlock,
     StepStarted,
 )
-from station.instruments import CyclerChannel
+from station.instruments import CyclerChannel, RoundPrefetcher
 from station.recipes import (
     MeasureOp,
     Recipe,
@@ -269,6 +270,8 @@ class _Worker:
                 self._flush_all()
                 return
             round_start = time.monotonic()
+            if self.sequencers and isinstance(self.instrument, RoundPrefetcher):
+                self._prefetch(self.instrument)
             for channel_id, seq in list(self.sequencers.items()):
                 alive = seq.tick()
                 self.emitters[channel_id].flush()
@@ -277,6 +280,14 @@ class _Worker:
                     del self.emitters[channel_id]
             spent_s = time.monotonic() - round_start
             self._wait(self.poll_period_s if self.sequencers else 3600.0, spent_s)
+
+    def _prefetch(self, instrument: RoundPrefetcher) -> None:
+        """One request for every polled channel's state instead of one per channel. A failure
+        must not end this thread (it owns the outputs): the channels then read one by one."""
+        try:
+            instrument.prefetch_round([seq.channel for seq in self.sequencers.values()])
+        except Exception:
+            log.exception("%s: batched poll failed; channels are polled one by one", self.name)
 
     def _flush_all(self) -> None:
         for emitter in self.emitters.values():
@@ -555,6 +566,40 @@ class Engine:
 
     def start_run(self, channel_id: str, cell_id: str, recipe: Recipe | str) -> str:
         """Check, store and start a run; returns its run ID (raises PrestartRefused)."""
+        worker, seq = self._prepare(channel_id, cell_id, recipe)
+        self._await_launch(seq, worker.submit(lambda: self._launch(worker, seq)))
+        return seq.run_id
+
+    def start_runs(self, starts: Sequence[tuple[str, str, Recipe | str]]) -> list[str | Exception]:
+        """Start many runs ``(channel_id, cell_id, recipe)`` at once; per start, in order, its
+        run ID or the exception that refused it (as :meth:`start_run` would raise).
+
+        Every start is checked and stored first, then all are queued to their workers before
+        any is awaited, so a cabinet's worker sends its starts back to back in one batch of
+        commands instead of finishing a poll round between one start and the next.
+        """
+        results: list[str | Exception] = []
+        queued: list[tuple[int, Sequencer, Future[None]]] = []
+        for channel_id, cell_id, recipe in starts:
+            try:
+                worker, seq = self._prepare(channel_id, cell_id, recipe)
+            except Exception as error:
+                results.append(error)
+                continue
+            future = worker.submit(functools.partial(self._launch, worker, seq))
+            queued.append((len(results), seq, future))
+            results.append(seq.run_id)
+        for index, seq, future in queued:
+            try:
+                self._await_launch(seq, future)
+            except Exception as error:
+                results[index] = error
+        return results
+
+    def _prepare(
+        self, channel_id: str, cell_id: str, recipe: Recipe | str
+    ) -> tuple[_Worker, Sequencer]:
+        """Static checks, the stored run and the channel marked busy (raises if refused)."""
         worker = self._require(channel_id)
         if isinstance(recipe, str):
             recipe = shipped_recipe(recipe)
@@ -577,13 +622,15 @@ class Engine:
             if channel_id in self._active:
                 raise EngineError(f"channel {channel_id} became busy")
             self._active[channel_id] = seq.run_id
+        return worker, seq
+
+    def _await_launch(self, seq: Sequencer, future: Future[None]) -> None:
         try:
-            worker.submit(lambda: self._launch(worker, seq)).result(timeout=60)
+            future.result(timeout=60)
         except BaseException:
             with self._lock:
-                self._active.pop(channel_id, None)
+                self._active.pop(seq.channel_id, None)
             raise
-        return seq.run_id
 
     def _build(
         self,

@@ -58,6 +58,17 @@ class CyclerChannel(Protocol):
 
 
 @runtime_checkable
+class RoundPrefetcher(Protocol):
+    """A multi-channel instrument that reads many channels' states in one exchange.
+
+    The engine calls ``prefetch_round`` once at the start of each poll round with the channels
+    it is about to poll; each channel's next ``poll`` in that round then uses the batched read.
+    """
+
+    def prefetch_round(self, channels: Sequence[object]) -> None: ...
+
+
+@runtime_checkable
 class AcirMeter(Protocol):
     """A 1 kHz AC resistance + DC voltage meter (Hioki BT3562 class)."""
 

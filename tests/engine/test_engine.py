@@ -154,6 +154,40 @@ def test_start_refusals_name_the_cause(tmp_path: Path) -> None:
         storage.close()
 
 
+def test_start_runs_starts_many_and_returns_each_refusal_in_place(tmp_path: Path) -> None:
+    clock = scaled(3600.0)
+    storage = Storage(tmp_path / "many.db", clock)
+    engine = Engine(BENCH, storage, clock, connector=FakeConnector(clock, bench_models()))
+    try:
+        engine.connect()
+        storage.add_cells([make_cell("A"), make_cell("B"), make_cell("C")], who="t")
+        results = engine.start_runs(
+            [
+                ("ch01", "A", "fast-triage"),
+                ("ch02", "nope", "fast-triage"),
+                ("ch99", "B", "fast-triage"),
+                ("ch03", "B", "fast-triage"),
+                ("ch01", "C", "fast-triage"),
+            ]
+        )
+        started = [r for r in results if isinstance(r, str)]
+        assert [type(r) for r in results] == [str, EngineError, EngineError, str, EngineError]
+        assert "not stored" in str(results[1])
+        assert "unknown channel" in str(results[2])
+        assert "busy" in str(results[4]), "a channel takes one run even within one batch"
+        snap = engine.snapshot()
+        assert {snap["ch01"].run_id, snap["ch03"].run_id} == set(started)
+        engine.stop_all("test over")
+        assert engine.wait_idle(timeout_s=30)
+        storage.flush()
+        with storage.reader() as conn:
+            stored = {r[0] for r in conn.execute("SELECT run_id FROM runs")}
+        assert stored == set(started)
+    finally:
+        engine.shutdown()
+        storage.close()
+
+
 def test_pause_resume_and_a_failing_subscriber(tmp_path: Path) -> None:
     clock = scaled(600.0)
     storage = Storage(tmp_path / "p.db", clock)

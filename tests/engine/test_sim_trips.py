@@ -29,9 +29,9 @@ from station.storage import Storage
 from tests.reliability.harness import InProcessBench, inprocess_bench
 
 # Simulated s per wall s. The bound's poll period is then 200 ms of wall time: at much higher
-# speeds one round over 16 channels on one link (two TCP exchanges each, with the simulator in
-# this process sharing the interpreter) takes longer than a poll period on a loaded 2-core
-# machine, which a real bench polling once a second never sees.
+# speeds one round over 16 channels on one link (one inquire for the round, then a download per
+# channel, with the simulator in this process sharing the interpreter) takes longer than a poll
+# period on a loaded 2-core machine, which a real bench polling once a second never sees.
 SPEED = 5.0
 SLACK_WALL_S = 0.2
 KINDS = ("voltage_max", "voltage_min", "current_max")
@@ -220,11 +220,9 @@ def test_seeded_sim_trips_short(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # about 9 min on 2 loaded cores; the default 300 s is for CI tests
-# Not strict: the result depends on the machine's load. Measured 2026-12-06 with load average
-# 5-8 on 2 cores: 1 of 1,007 and 4 of 1,007 trips over the bound (worst 408 and 848 ms wall);
-# earlier, at speed 20, 3 of 1,005. Unresolved: the simulator runs in this process and shares
-# the interpreter with the engine, and one round over 16 channels then outlasts the 200 ms.
-@pytest.mark.xfail(strict=False, reason="a few trips in 1,000 exceed the bound under heavy load")
+# Measured 2026-12-06 at load 2.1-2.2 on 2 cores: 1,007 trips, none over the bound, worst 230 ms
+# wall. Before one inquire served a whole poll round (two exchanges per channel), 1-4 of 1,007
+# were over it at load 5-8.
 def test_seeded_sim_trips_1000(tmp_path: Path) -> None:
     seen = run_trips(tmp_path, 1000, seed=11)
     assert sum(seen.values()) >= 1000

@@ -363,3 +363,80 @@ def test_getchlstatus_bytes_and_positional_mapping(tmp_path: Path) -> None:
     pipelines = [cab.pipeline("21-1-1"), cab.pipeline("21-1-2")]
     assert cab.getchlstatus(pipelines) == ["finish", "working"]
     assert transport.done()
+
+
+CHL2 = 'ip="127.0.0.1" devtype="27" devid="21" subdevid="1" chlid="2"'
+INQUIRE_BOTH = request(
+    f'<cmd>inquire</cmd><list count = "2"><inquire {CHL} aux="0" barcode="1">true</inquire>'
+    f'<inquire {CHL2} aux="0" barcode="1">true</inquire></list>'
+)
+INQUIRE_2 = request(
+    f'<cmd>inquire</cmd><list count = "1"><inquire {CHL2} aux="0" barcode="1">true</inquire></list>'
+)
+
+
+def _record(chl: int, workstatus: str, voltage: str, subdevid: int = 1) -> str:
+    return (
+        f'  <inquire dev="27-21-{subdevid}-{chl}-0" cycle_id="1" step_type="--" '
+        f'workstatus="{workstatus}" barcode="" current="0" voltage="{voltage}" capacity="0" '
+        'energy="0" totaltime="0" relativetime="0" open_or_close="0" log_code="0" />'
+    )
+
+
+def test_one_inquire_per_round_serves_every_channel_of_the_round(tmp_path: Path) -> None:
+    # The real API answers a <list> of <inquire/> elements in one reply, one record per channel
+    # in request order (instruments.md section 2.5); the reply's subdevid may be wrong (the
+    # capture's quirk), so records map back by position.
+    both = reply(
+        "<cmd>inquire_resp</cmd>",
+        '<list count="2">',
+        _record(1, "stop", "3.61"),
+        _record(2, "finish", "3.72", subdevid=9),
+        "</list>",
+    )
+    only_2 = reply(
+        "<cmd>inquire_resp</cmd>", '<list count="1">', _record(2, "finish", "3.73"), "</list>"
+    )
+    single = reply(
+        "<cmd>inquire_resp</cmd>", '<list count="1">', _record(1, "stop", "3.62"), "</list>"
+    )
+    cab, transport = cabinet(
+        [(INQUIRE_BOTH, both), (INQUIRE_2, only_2), (INQUIRE, single)], tmp_path
+    )
+    one, two = cab.channel("21-1-1"), cab.channel("21-1-2")
+    cab.prefetch_round([one, two, object()])  # other objects are not this cabinet's channels
+    assert one.poll().state is ChannelState.IDLE
+    assert two.poll().state is ChannelState.FINISHED
+    assert transport.script[0][0] == INQUIRE_2, "both polls were served by the one request"
+    # A record is used in its own round only: channel 1 is not in the next round's request,
+    # so its poll asks the cabinet itself rather than reusing the older reading.
+    cab.prefetch_round([two])
+    assert one.poll().state is ChannelState.IDLE
+    assert transport.done()
+
+
+def test_a_start_discards_the_prefetched_state(tmp_path: Path) -> None:
+    # A state read before a start names the old barcode; used after it, the poll would report a
+    # foreign barcode (a fault), so the poll after the start asks again.
+    before = reply(
+        "<cmd>inquire_resp</cmd>", '<list count="1">', _record(1, "stop", "3.61"), "</list>"
+    )
+    path = tmp_path / "r1_21-1-1_0.xml"
+    ok = reply("<cmd>start_resp</cmd>", '<list count="1">', f"  <start {CHL}>ok</start>", "</list>")
+    cab, transport = cabinet(
+        [
+            (INQUIRE, before),
+            (start_request(path, "r1/0"), ok),
+            (INQUIRE, inquire_reply("working", "r1/0")),
+            (download(1), download_reply(1, 2)),
+        ],
+        tmp_path,
+    )
+    channel = cab.channel("21-1-1")
+    cab.prefetch_round([channel])
+    channel.arm_protection(LIMITS)
+    channel.start_step(STEP)
+    status = channel.poll()
+    assert status.state is ChannelState.RUNNING
+    assert len(status.samples) == 2
+    assert transport.done()

@@ -374,3 +374,25 @@ def test_bad_contact_drives_nothing_and_protects_on_voltage(
     expected_v = 0.0 if contact is Contact.OPEN else -cell.terminal_voltage_v
     assert float(info["voltage"]) == pytest.approx(expected_v, abs=1e-9)
     assert cell.current_a == 0.0 and cell.charge_ah == 0.0, "no current was ever driven"
+
+
+def test_a_channel_not_asked_about_still_trips_at_its_analytic_instant(bench: Bench) -> None:
+    # A request advances only the channels it names; a channel's history is computed when it is
+    # next asked about, so its trip time is the same as if every request had advanced it.
+    limits = ProtectionLimits(voltage_min_v=2.5, voltage_max_v=4.0, current_max_a=5.0)
+    step = CyclerStep(
+        StepMode.CC, current_a=1.0, end=EndConditions(voltage_above_v=4.2), record_interval_s=10.0
+    )
+    assert bench.start(step, limits=limits) == "ok"
+    other = CHL.replace('chlid="1"', 'chlid="2"')
+    for _ in range(8):
+        bench.clock.advance(1000.0)
+        bench.ask(
+            f'<cmd>inquire</cmd><list count = "1"><inquire {other} aux="0" barcode="1">true'
+            "</inquire></list>"
+        )
+    assert bench.cabinet.channel("27-1-1").t_s < bench.clock.now(), "left for its own request"
+    assert bench.inquire()["workstatus"] == "protect"
+    t_trip = ((4.0 - 0.05 - 3.0) / 1.2 - 0.1) * 7200
+    last = bench.all_rows()[-1]
+    assert t_trip - 1e-3 <= int(last["testtime"]) / 1000 <= t_trip + TICK_S
