@@ -24,7 +24,17 @@ lint: $(STAMP)
 test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
-bench: $(STAMP)
+# cellpy's fastest engine (cellpycore) needs Python >= 3.13: its own venv (benchmarks/peers.md).
+PEER_PYTHON ?= $(lastword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python))
+PEER_VENV := benchmarks/.peer-venv
+
+$(PEER_VENV)/.installed:
+	@if [ -n "$(PEER_PYTHON)" ]; then \
+		$(PEER_PYTHON) -m venv $(PEER_VENV) && \
+		$(PEER_VENV)/bin/python -m pip install --quiet cellpycore && touch $@; \
+	else echo "bench: no Python 3.13 for the cellpy peer; see benchmarks/peers.md"; fi
+
+bench: $(STAMP) $(PEER_VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m benchmarks.run_all
 
