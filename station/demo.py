@@ -66,9 +66,11 @@ from station.passport.record import (
     raw_data_sha256,
 )
 from station.passport.signing import StationKey
+from station.passport.stored import stored_spectrum
 from station.recipes import loads_recipe
 from station.reports.batch import render_batch_report, summarise
 from station.reports.certificate import SignatureInfo, render_certificate, status_for_decision
+from station.reports.plots import Impedance
 from station.reports.summary import write_csv
 from station.simbench import SimulatedBench
 from station.storage import Storage
@@ -593,6 +595,7 @@ def run_demo(
         signed = paths["record"].read_bytes()
         steps = reference_steps(run)
         pulse = next((i for i, kind in sorted(run.steps.items()) if kind == "pulse"), None)
+        spectrum = stored_spectrum(run)
         (out / "certificates").mkdir(exist_ok=True)
         result.certificates[cell_id] = render_certificate(
             record,
@@ -601,6 +604,7 @@ def run_demo(
             signature=SignatureInfo.from_signed(signed),
             discharge_step=steps[0] if steps else 0,
             pulse_step=pulse,
+            impedance=None if spectrum is None else Impedance(*spectrum),
         )
         result.rows.append(
             DemoRow(
