@@ -66,7 +66,7 @@ from station.passport.record import (
     raw_data_sha256,
 )
 from station.passport.signing import StationKey
-from station.passport.stored import stored_spectrum
+from station.passport.stored import raw_series, stored_spectrum
 from station.recipes import loads_recipe
 from station.reports.batch import render_batch_report, summarise
 from station.reports.certificate import SignatureInfo, render_certificate, status_for_decision
@@ -164,21 +164,6 @@ def _when(t_s: float) -> datetime:
     """Simulated time on the calendar: the simulator's clock is Unix time that starts at the
     wall clock's time of the launch and runs ``speed`` times faster (hardware_sim.bench)."""
     return datetime.fromtimestamp(t_s, UTC)
-
-
-def raw_series(run: RunData, unix_start_s: float) -> RawSeries:
-    """The run's samples for export: ``t_s`` from the test start, strictly increasing (a sample
-    repeated at a step boundary keeps its first row)."""
-    keep = np.concatenate([[True], np.diff(run.t_s) > 0])
-    t = run.t_s[keep]
-    return RawSeries(
-        t_s=t - t[0],
-        voltage_v=run.voltage_v[keep],
-        current_a=run.current_a[keep],
-        temperature_c=None if run.temperature_c is None else run.temperature_c[keep],
-        step_index=run.step_index[keep].astype(float),
-        unix_start_s=unix_start_s,
-    )
 
 
 @dataclass
@@ -585,7 +570,7 @@ def run_demo(
             continue
         started = _when(float(run.t_s[0]))
         finished = _when(float(run.t_s[-1]))
-        raw = raw_series(run, started.timestamp())
+        raw = raw_series(run)
         record = build_record(
             run, m, grade, profile, raw, started, finished, options.seed, instruments
         )
