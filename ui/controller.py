@@ -171,6 +171,10 @@ class StationController(QtCore.QObject):
     def request_grade(self, run_id: str) -> None:
         if self.grade_provider is None:
             return
+        if self.workers.closed:
+            # The window is closing and its runs end as the engine stops: the run stays stored
+            # and `station grade` grades it later.
+            return
         self.workers.submit(
             self.grade_provider,
             run_id,
@@ -536,8 +540,11 @@ class StationController(QtCore.QObject):
         """Stop taking events, optionally stop all runs, and end every worker; True if clean.
 
         Called while the window closes; it may block up to ``timeout_s`` because the window is
-        going away anyway and leaving threads running would be worse.
+        going away anyway and leaving threads running would be worse. A second call (a window
+        closed again) finds everything shut and returns True.
         """
+        if self.workers.closed:
+            return True
         self._refresh.stop()
         if self._unsubscribe is not None:
             self._unsubscribe()

@@ -31,6 +31,12 @@ class Workers(QtCore.QObject):
         self.errors: list[BaseException] = []
         self._finished.connect(self._deliver, QtCore.Qt.ConnectionType.QueuedConnection)
 
+    @property
+    def closed(self) -> bool:
+        """True once shut down: no more work is accepted."""
+        with self._lock:
+            return self._closed
+
     def submit(
         self,
         fn: Callable[..., Any],

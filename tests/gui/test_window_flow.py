@@ -293,3 +293,24 @@ def test_simulated_bench_is_marked_in_toolbar_title_and_status_bar(qtbot, window
     hardware = MainWindow(simulated=False, settings=settings)
     qtbot.addWidget(hardware)
     assert not hasattr(hardware, "sim_badge") and "SIMULATED" not in hardware.windowTitle()
+
+
+def test_a_run_ending_after_the_workers_shut_down_is_left_for_later_grading(
+    qtbot, settings
+) -> None:
+    """Runs end as the engine stops while the window closes; their RunEnded events may arrive
+    after the worker pool has shut down. Grading is skipped (no exception in the event loop, no
+    grade call) and the stored run is graded later by `station grade`."""
+    engine = FakeEngine()
+    window = make_window(qtbot, engine, 2, settings)
+    controller = window.controller
+    calls: list[str] = []
+    controller.grade_provider = lambda run_id: calls.append(run_id)
+    try:
+        window.close()  # confirm_close answers "stop and quit": runs stop, the workers shut down
+        qtbot.waitUntil(lambda: controller.workers.closed, timeout=10_000)
+        controller.request_grade("run-after-close")
+        assert calls == []
+        assert controller.shutdown(stop_runs=True) is True  # closing again is harmless
+    finally:
+        engine.shutdown(5)
