@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from station.cli.common import default_db_path, print_json
+from station.cli.common import add_signing_options, default_db_path, print_json
 from station.cli.main import CommandError
 from station.passport.writer import (
     DEFAULT_STATION_ID,
@@ -47,15 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path(), help="output folder (default: current folder)"
     )
-    parser.add_argument(
-        "--key",
-        type=Path,
-        help="station signing key (default: $STATION_KEY_FILE or the user data directory; "
-        "created on first use)",
-    )
-    parser.add_argument(
-        "--station-id", default=DEFAULT_STATION_ID, help="station identifier written in the record"
-    )
+    add_signing_options(parser, DEFAULT_STATION_ID)
     parser.add_argument(
         "--original-passport-id",
         help="ID of the cell's original passport; needed for a cell graded into a bin "

@@ -11,7 +11,7 @@ import csv
 import io
 from pathlib import Path
 
-from station.cli.common import default_db_path, print_json
+from station.cli.common import add_signing_options, default_db_path, print_json
 from station.cli.main import CommandError
 from station.passport.writer import DEFAULT_STATION_ID, ExportError, load_key
 from station.reports.lot import LotReportError, report_lot
@@ -34,15 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--lot", required=True, help="lot name as stored with the cells")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument(
-        "--key",
-        type=Path,
-        help="station signing key (default: $STATION_KEY_FILE or the user data directory; "
-        "created on first use)",
-    )
-    parser.add_argument(
-        "--station-id", default=DEFAULT_STATION_ID, help="station identifier written in records"
-    )
+    add_signing_options(parser, DEFAULT_STATION_ID)
     parser.add_argument(
         "--originals",
         type=Path,

@@ -6,6 +6,7 @@ Environment variables: ``STATION_DB`` (database file), ``STATION_LOG`` (run log 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -36,3 +37,18 @@ def default_log_path() -> Path:
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
+
+
+def add_signing_options(parser: argparse.ArgumentParser, station_id_default: str) -> None:
+    """``--key`` and ``--station-id``, shared by the commands that write signed records."""
+    parser.add_argument(
+        "--key",
+        type=Path,
+        help="station signing key (default: $STATION_KEY_FILE or the user data directory; "
+        "created on first use)",
+    )
+    parser.add_argument(
+        "--station-id",
+        default=station_id_default,
+        help="station identifier written in the signed records",
+    )
