@@ -41,7 +41,10 @@ def make_keithley(clock: SimClock, seed: int = 7) -> Keithley24xx:
 
 @contextmanager
 def served(personality: Personality, how: str) -> Iterator[str]:
-    """Serve ``personality`` and yield the address a driver opens: how in tcp/visa/pty/sim."""
+    """Serve ``personality`` and yield the address a driver opens.
+
+    ``how``: tcp, visa (TCPIP SOCKET), socket (pyserial URL), pty, visa_pty (ASRL on the pty), sim.
+    """
     if how in ("tcp", "visa", "socket"):
         with TcpServer(personality) as server:
             yield {
@@ -49,9 +52,9 @@ def served(personality: Personality, how: str) -> Iterator[str]:
                 "visa": f"TCPIP::127.0.0.1::{server.port}::SOCKET",
                 "socket": f"socket://127.0.0.1:{server.port}",
             }[how]
-    elif how == "pty":
+    elif how in ("pty", "visa_pty"):
         with PtyServer(personality) as server:
-            yield server.path
+            yield server.path if how == "pty" else f"ASRL{server.path}::INSTR"
     elif how == "sim":
         name = f"drv{next(_names)}"
         url = attach(name, personality)

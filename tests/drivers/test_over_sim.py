@@ -47,7 +47,7 @@ def assert_reading_is_the_instruments(reading, personality) -> None:
     assert reading.voltage_v == voltage_v
 
 
-@pytest.mark.parametrize("how", ["tcp", "visa", "socket", "pty", "sim"])
+@pytest.mark.parametrize("how", ["tcp", "visa", "socket", "pty", "visa_pty", "sim"])
 def test_bt3562_reads_over_every_transport(how: str) -> None:
     clock = make_clock()
     personality = make_bt3562(clock)
@@ -61,7 +61,7 @@ def test_bt3562_reads_over_every_transport(how: str) -> None:
             meter.close()
 
 
-@pytest.mark.parametrize("how", ["tcp", "sim"])
+@pytest.mark.parametrize("how", ["tcp", "pty", "visa_pty", "sim"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_bt3562_fault_then_correct_reading(how: str, kind: str, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="drivers")
@@ -107,7 +107,7 @@ def test_bt3562_over_range_and_no_contact(forced: str, status: ReadingStatus) ->
             meter.close()
 
 
-@pytest.mark.parametrize("how", ["tcp", "pty", "sim"])
+@pytest.mark.parametrize("how", ["tcp", "pty", "visa_pty", "sim"])
 def test_bt4560_sweep_over_transports(how: str) -> None:
     clock = make_clock()
     personality = make_bt4560(clock)
