@@ -61,9 +61,6 @@ MAX_BATCH_ROWS = 200_000
 # Page cache of the writer connection (KiB). A batch's dirty pages must fit: when they spill,
 # SQLite writes them to the WAL mid-transaction and rewrites them at commit (ADR 0007).
 WRITER_CACHE_KIB = 65_536
-# Page size of a new database (bytes): a batch of samples inserted in the middle of the b-tree
-# splits a quarter as many 16 KiB pages as 4 KiB ones (ADR 0013).
-NEW_DATABASE_PAGE_BYTES = 16_384
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 DRAIN_CHECK_EVERY = 1024
 SELF_DISCHARGE = "self-discharge"  # follow-up kind closed by a later OCV measurement
@@ -277,9 +274,6 @@ class Storage:
             raise StorageError(
                 f"{self.path} is on a network filesystem ({fs_type}); use a local disk"
             )
-        # Only takes effect while the file is still empty (a new database): an existing one keeps
-        # the page size it was created with.
-        conn.execute(f"PRAGMA page_size = {NEW_DATABASE_PAGE_BYTES}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
@@ -439,7 +433,7 @@ class Storage:
     ) -> None:
         # Sample rows are inserted at the end of the transaction in key order: appending at a
         # few places of the b-tree costs SQLite far fewer page rebalances than alternating
-        # between 16 runs' places per poll (ADR 0013). Blocks are kept as runs of consecutive
+        # between 16 runs' places per poll (ADR 0012). Blocks are kept as runs of consecutive
         # keys, single samples as rows (one more object per row would cost more in garbage
         # collection than the order saves). No other event reads or writes samples, and the
         # batch commits or rolls back as one transaction, so the order inside it changes

@@ -124,6 +124,21 @@ def test_blocks_and_single_samples_store_the_same(tmp_path: Path) -> None:
     mixed.close()
 
 
+def test_block_integrals_skip_steps_back_in_time() -> None:
+    # Reference: numpy over the same arrays, each interval's dt clamped at 0 (the rule of the
+    # per-sample path), rel 1e-12 (the same products summed in a different order).
+    t = [0.0, 1.0, 1.0, 0.5, 2.5, 4.0, 3.0, 6.0]
+    v = [3.0, 3.1, 3.2, 3.3, 3.4, 3.5, 3.6, 3.7]
+    i = [1.0, -2.0, 0.5, 4.0, 3.0, -1.0, 2.0, 0.25]
+    block = SampleBlock.of([Sample("run-1", "ch01", k, t[k], 0, v[k], i[k]) for k in range(len(t))])
+    dt_h = np.maximum(np.diff(t), 0.0) / 3600
+    ia, pa = np.array(i), np.array(i) * np.array(v)
+    assert block.charge_ah == pytest.approx(float(((ia[1:] + ia[:-1]) / 2) @ dt_h), rel=1e-12)
+    assert block.energy_wh == pytest.approx(float(((pa[1:] + pa[:-1]) / 2) @ dt_h), rel=1e-12)
+    one = SampleBlock.of([Sample("run-1", "ch01", 7, 9.0, 0, 3.0, 1.0)])
+    assert (one.charge_ah, one.energy_wh) == (0.0, 0.0)
+
+
 def test_interleaved_runs_in_one_batch_each_store_their_own_samples(tmp_path: Path) -> None:
     # The writer inserts a batch's rows in key order, not arrival order: every run must still get
     # exactly its samples and its own integrals (numpy reference as above, rel 1e-9).

@@ -148,20 +148,3 @@ def test_default_is_full_and_unknown_setting_is_refused(tmp_path: Path) -> None:
         assert storage.synchronous == "FULL"
     with pytest.raises(Exception, match="synchronous must be one of FULL, NORMAL, got 'OFF'"):
         Storage(tmp_path / "t.db", ManualClock(T0), synchronous="OFF")
-
-
-def test_new_database_gets_16k_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
-    # SQLite's own PRAGMA page_size answers; 4096 is what plain sqlite3 created the v1 file with.
-    with Storage(tmp_path / "new.db", ManualClock(T0)) as storage:
-        assert storage.call(lambda c: c.execute("PRAGMA page_size").fetchone()[0]) == 16_384
-    db = tmp_path / "v1.db"
-    _version1_db(db, [(1, 0, T0, 0, 3.7, 1.0, None)])
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096
-    with Storage(db, ManualClock(T0)) as storage:
-        storage.handle_event(RunStarted("run-1", "ch01", "CELL-1", "r", T0, True))
-        storage.handle_event(Sample("run-1", "ch01", 1, T0 + 1, 0, 3.8, 1.0))
-        storage.flush()
-        assert storage.call(lambda c: c.execute("PRAGMA page_size").fetchone()[0]) == 4096
-        assert [r[0] for r in storage.samples("run-1")] == [0, 1]
-    assert integrity_check(db) == "ok"
