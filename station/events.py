@@ -125,6 +125,8 @@ def _trapezoids(
     # Runs per poll on the instrument threads, sharing the GIL with the storage writer: over
     # columns (no attribute reads), with the 0.5 / 3600 factor applied once and each power
     # computed once, it takes about two thirds of the time of a loop over samples (ADR 0012).
+    if len(t_s) < 2:
+        return 0.0, 0.0  # one poll, one sample: the usual case at 1 Hz recording
     charge = energy = 0.0
     last_t, last_i, last_p = t_s[0], current_a[0], current_a[0] * voltage_v[0]
     for t, v, i in zip(t_s, voltage_v, current_a, strict=True):
