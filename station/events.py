@@ -124,7 +124,7 @@ def _trapezoids(
     ``t_s`` (s). Same rule as the per-sample path: a step back in time adds nothing."""
     # Runs per poll on the instrument threads, sharing the GIL with the storage writer: over
     # columns (no attribute reads), with the 0.5 / 3600 factor applied once and each power
-    # computed once, it takes about two thirds of the time of a loop over samples (ADR 0012).
+    # computed once, it takes about two thirds of the time of a loop over samples (ADR 0013).
     if len(t_s) < 2:
         return 0.0, 0.0  # one poll, one sample: the usual case at 1 Hz recording
     charge = energy = 0.0

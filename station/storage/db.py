@@ -433,7 +433,7 @@ class Storage:
     ) -> None:
         # Sample rows are inserted at the end of the transaction in key order: each run's rows
         # of the batch go into the b-tree together instead of SQLite moving between the runs'
-        # places at every poll, a few percent faster (ADR 0012). Blocks are kept as runs of
+        # places at every poll, a few percent faster (ADR 0013). Blocks are kept as runs of
         # consecutive keys, single samples as rows (one more object per row costs more in
         # garbage collection than the order saves). No other event reads or writes samples,
         # and the batch commits or rolls back as one transaction, so the order inside it
