@@ -117,6 +117,28 @@ class RunEnded:
     t_s: float
 
 
+def _trapezoids(
+    t_s: Sequence[float], voltage_v: Sequence[float], current_a: Sequence[float]
+) -> tuple[float, float]:
+    """Trapezoid integrals of current (A -> Ah) and power (W -> Wh) over consecutive samples at
+    ``t_s`` (s). Same rule as the per-sample path: a step back in time adds nothing."""
+    # Runs per poll on the instrument threads, sharing the GIL with the storage writer: over
+    # columns (no attribute reads), with the 0.5 / 3600 factor applied once and each power
+    # computed once, it takes about two thirds of the time of a loop over samples (ADR 0013).
+    if len(t_s) < 2:
+        return 0.0, 0.0  # one poll, one sample: the usual case at 1 Hz recording
+    charge = energy = 0.0
+    last_t, last_i, last_p = t_s[0], current_a[0], current_a[0] * voltage_v[0]
+    for t, v, i in zip(t_s, voltage_v, current_a, strict=True):
+        p = i * v
+        if t > last_t:
+            dt = t - last_t
+            charge += (i + last_i) * dt
+            energy += (p + last_p) * dt
+        last_t, last_i, last_p = t, i, p
+    return charge * (0.5 / 3600.0), energy * (0.5 / 3600.0)
+
+
 Event = (
     RunStarted
     | Sample
@@ -159,26 +181,18 @@ class SampleBlock:
     def of(cls, samples: Sequence[Sample]) -> SampleBlock:
         """The block of ``samples`` (non-empty, one run, consecutive ``seq``)."""
         first = samples[0]
-        charge_ah = energy_wh = 0.0
-        previous = first
-        for sample in samples[1:]:
-            # Same rule as the per-sample path: a step back in time adds nothing.
-            dt_h = (sample.t_s - previous.t_s) / 3600.0 if sample.t_s > previous.t_s else 0.0
-            charge_ah += 0.5 * (sample.current_a + previous.current_a) * dt_h
-            energy_wh += (
-                0.5
-                * (sample.current_a * sample.voltage_v + previous.current_a * previous.voltage_v)
-                * dt_h
-            )
-            previous = sample
+        t_s = tuple(s.t_s for s in samples)
+        voltage_v = tuple(s.voltage_v for s in samples)
+        current_a = tuple(s.current_a for s in samples)
+        charge_ah, energy_wh = _trapezoids(t_s, voltage_v, current_a)
         return cls(
             first.run_id,
             first.channel_id,
             first.seq,
-            tuple(s.t_s for s in samples),
+            t_s,
             tuple(s.step_index for s in samples),
-            tuple(s.voltage_v for s in samples),
-            tuple(s.current_a for s in samples),
+            voltage_v,
+            current_a,
             tuple(s.temperature_c for s in samples),
             charge_ah,
             energy_wh,

@@ -30,9 +30,11 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -429,6 +431,14 @@ class Storage:
     def _commit_batch(
         self, conn: sqlite3.Connection, events: Sequence[Event | SampleBlock]
     ) -> None:
+        # Sample rows are inserted at the end of the transaction in key order: each run's rows
+        # of the batch go into the b-tree together instead of SQLite moving between the runs'
+        # places at every poll, a few percent faster (ADR 0013). Blocks are kept as runs of
+        # consecutive keys, single samples as rows (one more object per row costs more in
+        # garbage collection than the order saves). No other event reads or writes samples,
+        # and the batch commits or rolls back as one transaction, so the order inside it
+        # changes nothing that is stored.
+        segments: list[tuple[int, Iterable[tuple[Any, ...]]]] = []
         sample_rows: list[tuple[Any, ...]] = []
         touched: set[str] = set()
         conn.execute("BEGIN IMMEDIATE")
@@ -480,19 +490,19 @@ class Storage:
                     )
                     touched.add(event.run_id)
                 elif type(event) is SampleBlock:
-                    if sample_rows:
-                        self._insert_samples(conn, sample_rows)
-                        sample_rows.clear()
-                    self._insert_block(conn, state, event)
+                    segment = self._take_block(conn, state, event)
+                    if segment is not None:
+                        segments.append(segment)
                     touched.add(event.run_id)
                 else:
                     assert not isinstance(event, SampleBlock)
-                    if sample_rows:
-                        self._insert_samples(conn, sample_rows)
-                        sample_rows.clear()
                     self._apply_event(conn, state, event)
                     touched.add(event.run_id)
+            if segments:
+                segments.sort(key=itemgetter(0))
+                self._insert_samples(conn, chain.from_iterable(rows for _, rows in segments))
             if sample_rows:
+                sample_rows.sort(key=itemgetter(0))
                 self._insert_samples(conn, sample_rows)
             now = self.clock.now()
             conn.executemany(
@@ -530,8 +540,11 @@ class Storage:
             self.on_commit(acks)
 
     @staticmethod
-    def _insert_block(conn: sqlite3.Connection, state: _RunState, block: SampleBlock) -> None:
-        """Insert a block straight from its columns; its progress goes into ``state``."""
+    def _take_block(
+        conn: sqlite3.Connection, state: _RunState, block: SampleBlock
+    ) -> tuple[int, Iterable[tuple[Any, ...]]] | None:
+        """A block's first sample key and its rows (straight from its columns) to insert, None
+        when none is new; its progress goes into ``state``."""
         n = len(block)
         skip = max(state.last_seq + 1 - block.first_seq, 0)
         if skip or block.first_seq + n > SEQ_LIMIT:
@@ -549,7 +562,7 @@ class Storage:
                 ),
             )
             if skip >= n or block.first_seq + n > SEQ_LIMIT:
-                return
+                return None
             block = SampleBlock.of(block.samples()[skip:])
             n -= skip
         t_s, voltage, current = block.t_s, block.voltage_v, block.current_a
@@ -566,22 +579,19 @@ class Storage:
         state.last_t_s, state.last_v, state.last_i = t_s[-1], voltage[-1], current[-1]
         state.state = "running"
         base = (state.run_pk << SEQ_BITS) | block.first_seq
-        conn.executemany(
-            "INSERT INTO samples (sample_key, t_s, step_index, voltage_v, current_a,"
-            " temperature_c) VALUES (?, ?, ?, ?, ?, ?)",
-            zip(
-                range(base, base + n),
-                t_s,
-                block.step_index,
-                voltage,
-                current,
-                block.temperature_c,
-                strict=True,
-            ),
+        rows = zip(
+            range(base, base + n),
+            t_s,
+            block.step_index,
+            voltage,
+            current,
+            block.temperature_c,
+            strict=True,
         )
+        return base, rows
 
     @staticmethod
-    def _insert_samples(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    def _insert_samples(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
         conn.executemany(
             "INSERT INTO samples (sample_key, t_s, step_index, voltage_v, current_a,"
             " temperature_c) VALUES (?, ?, ?, ?, ?, ?)",
