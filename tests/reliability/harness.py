@@ -168,6 +168,15 @@ class RowCounter:
         return self.previous + self._keys()
 
 
+def count_rows(sim: InProcessBench, *, channels: int) -> dict[str, RowCounter]:
+    """Count the rows of the channels ``run_batch`` will use, from before their runs start (a
+    counter installed after the start misses the first step's rows and sees stored samples as
+    extra)."""
+    placed = [channel for _, channel in sim_lot(sim.launch, sim.config) if channel][:channels]
+    with sim.cabinet.lock:
+        return {channel: RowCounter(sim.sim_channel(channel)) for channel in placed}
+
+
 def _key(voltage_v: float, current_a: float) -> tuple[float, float]:
     # A row's identity as both sides see it: the station re-bases the cabinet's timestamps, but
     # voltage and current arrive as the cabinet formatted them (0.1 mV, 0.1 mA).

@@ -9,28 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from station.config import sim_lot
 from station.engine import Engine
 from station.events import RunOutcome
 
-from .harness import (
-    Batch,
-    InProcessBench,
-    RowCounter,
-    inprocess_bench,
-    run_batch,
-    stored_keys,
-    unmatched,
-)
-
-
-def count_rows(sim: InProcessBench, *, channels: int) -> dict[str, RowCounter]:
-    """Count the rows of the channels ``run_batch`` will use, from before their runs start (a
-    counter installed after the start misses the first step's rows and sees stored samples as
-    extra)."""
-    placed = [channel for _, channel in sim_lot(sim.launch, sim.config) if channel][:channels]
-    with sim.cabinet.lock:
-        return {channel: RowCounter(sim.sim_channel(channel)) for channel in placed}
+from .harness import Batch, count_rows, inprocess_bench, run_batch, stored_keys, unmatched
 
 
 def _disk_full(tmp_path: Path, *, full_for_s: float, speed: float, seed: int) -> None:

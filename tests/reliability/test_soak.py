@@ -17,8 +17,7 @@ from hardware_sim.faults import FaultKind, random_schedule
 from station.engine import Engine
 from station.events import RunOutcome
 
-from .harness import Batch, inprocess_bench, run_batch, stored_keys, unmatched
-from .test_disk_full import count_rows
+from .harness import Batch, count_rows, inprocess_bench, run_batch, stored_keys, unmatched
 
 # The station polls each channel once per simulated second with about two messages (status and
 # data download): 16 channels x 2 messages, 1 % faulty -> one fault per ~3 simulated seconds.
