@@ -193,6 +193,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.batch.passports_requested.connect(c.export_passports)
         self.batch.report_requested.connect(c.report_lot)
         c.load_stored_grades()
+        followups = self.batch.followups
+        c.followups_ready.connect(followups.set_followups)
+        c.remeasure_failed.connect(followups.start_failed)
+        c.run_ended.connect(followups.run_ended)
+        c.grade_ready.connect(lambda _grade: c.load_followups())
+        followups.refresh_requested.connect(c.load_followups)
+        followups.remeasure_requested.connect(c.remeasure)
+        c.load_followups()
         refcheck = self.instruments_view.refcheck
         refcheck.check_requested.connect(c.run_reference_check)
         c.reference_checked.connect(refcheck.show_result)

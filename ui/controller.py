@@ -8,7 +8,7 @@ methods block the GUI thread.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +16,26 @@ from PySide6 import QtCore
 
 from station.cells import Cell, CellDataError, read_lot_file
 from station.events import Event, RunEnded, RunStarted, Sample
+from station.storage import FollowUp
 from ui.batch_export import Outcome, PassportRequest
 from ui.bridge import EventBridge
-from ui.engine_api import EngineLike, GateResult, GradeProvider, GradeView, HistoryLoader, Screener
+from ui.engine_api import (
+    EngineLike,
+    FollowUpsLoader,
+    GateResult,
+    GradeProvider,
+    GradeView,
+    HistoryLoader,
+    Screener,
+)
+from ui.followups import FOLLOW_UP_RECIPE, FollowUpRow
 from ui.grading import MatchingView
 from ui.refcheck import RefCheckResult, ReferenceChecker
 from ui.state import BenchState, ChannelState
 from ui.workers import Workers
+
+FOLLOWUPS_REFRESH_MS = 60_000
+"""How often the open follow-ups are re-read (ms): "due in" is shown to the hour."""
 
 
 def _identity_text(identity: Any) -> str:
@@ -36,6 +49,8 @@ class StationController(QtCore.QObject):
     """Channel IDs whose view changed since the last signal (GUI thread, at most ~10 Hz)."""
     samples_arrived = QtCore.Signal(str, list)
     run_started = QtCore.Signal(str)
+    run_ended = QtCore.Signal(str, str)
+    """(channel_id, cell_id) of a run that ended, whatever its outcome."""
     alarm = QtCore.Signal(str)
     grade_ready = QtCore.Signal(object)
     history_ready = QtCore.Signal(str, list)
@@ -58,6 +73,10 @@ class StationController(QtCore.QObject):
     """Names of the lots with stored cells."""
     batch_exported = QtCore.Signal(object)
     """The :class:`ui.batch_export.Outcome` of a passport export or lot report."""
+    followups_ready = QtCore.Signal(list)
+    """Open follow-ups (list of :class:`ui.followups.FollowUpRow`), earliest due first."""
+    remeasure_failed = QtCore.Signal(str, str)
+    """(cell_id, why) when a follow-up re-measurement did not start."""
     connected = QtCore.Signal(dict)
     """instrument name -> identity text, once the engine has opened and identified them."""
 
@@ -81,6 +100,7 @@ class StationController(QtCore.QObject):
         passport_exporter: Callable[[PassportRequest], Outcome] | None = None,
         lot_reporter: Callable[[str, str], Outcome] | None = None,
         record_intake: Callable[[str, dict[str, bool]], object] | None = None,
+        followups_loader: FollowUpsLoader | None = None,
         parent: QtCore.QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -111,6 +131,8 @@ class StationController(QtCore.QObject):
         self.lot_reporter = lot_reporter
         """(lot, folder) -> batch report and certificates written, in words (blocking; in a
         worker)."""
+        self.followups_loader = followups_loader
+        """-> (open follow-ups, station clock now in s) (blocking; in a worker)."""
         self.lot: dict[str, Cell] = {}
         """Cells of the imported lot(s) by ID; a scan of one of them shows its lot and rating."""
         self.state = BenchState(channel_ids)
@@ -130,6 +152,12 @@ class StationController(QtCore.QObject):
         self._refresh.setInterval(100)
         self._refresh.timeout.connect(self._emit_dirty)
         self._refresh.start()
+        self.followups_timer = QtCore.QTimer(self)
+        """Re-reads the follow-ups: their due status changes with time, not only with runs."""
+        self.followups_timer.setInterval(FOLLOWUPS_REFRESH_MS)
+        self.followups_timer.timeout.connect(self.load_followups)
+        if followups_loader is not None:
+            self.followups_timer.start()
         if engine is not None:
             self._unsubscribe = engine.subscribe(self.bridge.post)
 
@@ -154,10 +182,14 @@ class StationController(QtCore.QObject):
                 self.assigned.pop(event.channel_id, None)
                 self.run_started.emit(event.channel_id)
                 self._request_estimate(event)
+                self.load_followups()
             elif isinstance(event, RunEnded):
                 # A run that stopped early is graded too (QUARANTINE or RETEST with its reason,
                 # station.evaluation.stopped_grade), so every measured cell shows a decision.
                 self.request_grade(event.run_id)
+                cell_id = self.state.channel(event.channel_id).cell_id
+                self.run_ended.emit(event.channel_id, cell_id)
+                self.load_followups()
         for channel_id, channel_samples in samples.items():
             self.samples_arrived.emit(channel_id, channel_samples)
 
@@ -477,18 +509,90 @@ class StationController(QtCore.QObject):
         for channel_id, cell_id in list(self.assigned.items()):
             self.start_run(channel_id, cell_id)
 
-    def start_run(self, channel_id: str, cell_id: str) -> None:
+    def start_run(
+        self,
+        channel_id: str,
+        cell_id: str,
+        recipe: Any = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Start ``recipe`` (default: the recipe chosen for new runs) on ``cell_id`` in
+        ``channel_id`` in a worker; ``on_error`` also hears a refused start."""
         if self.engine is None:
             self.status.emit("No bench connected")
             return
         self.status.emit(f"Starting {cell_id} on {channel_id}…")
+
+        def failed(exc: BaseException) -> None:
+            self._command_failed(f"start on {channel_id}", exc)
+            if on_error is not None:
+                on_error(exc)
+
         self.workers.submit(
             self.engine.start_run,
             channel_id,
             cell_id,
-            self.recipe,
+            self.recipe if recipe is None else recipe,
             on_done=lambda run_id: self.status.emit(f"Run {run_id} started on {channel_id}"),
-            on_error=lambda exc: self._command_failed(f"start on {channel_id}", exc),
+            on_error=failed,
+        )
+
+    def channel_of(self, cell_id: str) -> str | None:
+        """The channel whose fixture holds ``cell_id`` (placed, assigned or last run there)."""
+        for channel_id, assigned in self.assigned.items():
+            if assigned == cell_id:
+                return channel_id
+        placed = self.positions.get(cell_id)
+        if placed is not None:
+            return placed
+        for view in self.state.channels.values():
+            if view.cell_id == cell_id:
+                return view.channel_id
+        return None
+
+    def load_followups(self) -> None:
+        """Read the open follow-ups in a worker; ``followups_ready`` shows them with the channel
+        holding each cell (resolved here, in the GUI thread, from the bench state)."""
+        if self.followups_loader is None or self.workers.closed:
+            return
+
+        def done(result: tuple[Sequence[FollowUp], float]) -> None:
+            followups, now_t_s = result
+            rows = []
+            for followup in followups:
+                channel_id = self.channel_of(followup.cell_id) or ""
+                busy = ""
+                if channel_id and channel_id not in self.state.free_channels():
+                    busy = self.state.channel(channel_id).state.value
+                rows.append(
+                    FollowUpRow(
+                        followup.cell_id,
+                        followup.kind,
+                        followup.run_id,
+                        followup.due_t_s,
+                        now_t_s,
+                        channel_id,
+                        busy,
+                    )
+                )
+            self.followups_ready.emit(rows)
+
+        self.workers.submit(
+            self.followups_loader,
+            on_done=done,
+            on_error=lambda exc: self.status.emit(f"Reading follow-ups failed: {exc}"),
+        )
+
+    def remeasure(self, cell_id: str, channel_id: str) -> None:
+        """Start the follow-up recipe on ``cell_id`` in ``channel_id`` (the channel view's start
+        path); its run's OCV closes the due follow-up and the run's end refreshes the list."""
+        self.start_run(
+            channel_id,
+            cell_id,
+            FOLLOW_UP_RECIPE,
+            on_error=lambda exc: self.remeasure_failed.emit(
+                cell_id, f"Re-measure of {cell_id} on {channel_id} failed: {exc}"
+            ),
         )
 
     def pause(self, channel_id: str) -> None:
@@ -546,6 +650,7 @@ class StationController(QtCore.QObject):
         if self.workers.closed:
             return True
         self._refresh.stop()
+        self.followups_timer.stop()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None

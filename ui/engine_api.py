@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from station.cells import Cell
 from station.events import Event, Sample
+from station.storage import FollowUp
 
 
 class EngineLike(Protocol):
@@ -141,3 +142,7 @@ class GateResult:
 Screener = Callable[[str, str], GateResult]
 """Given a scanned cell ID and the channel whose fixture holds it, find or create the cell and run
 the quick screen there (blocking)."""
+
+FollowUpsLoader = Callable[[], tuple[Sequence[FollowUp], float]]
+"""Read the open follow-ups, earliest due first, and the station clock's now (s) they are due
+against (blocking; called off the GUI thread)."""

@@ -19,7 +19,7 @@ from station.engine import Engine
 from station.grading.profiles import load_profile
 from station.recipes import estimate_duration_s, recipe_names, shipped_recipe
 from station.simbench import SimulatedBench
-from station.storage import Storage
+from station.storage import FollowUp, Storage
 from ui.adapters import instruments_from_bench, recipe_info, storage_history
 from ui.app import APP_NAME, ORGANISATION, MainWindow
 from ui.batch_export import make_lot_reporter, make_passport_exporter
@@ -37,6 +37,13 @@ from ui.screening import make_screener
 
 DEFAULT_RECIPE = "incoming-inspection"
 DEFAULT_PROFILE = "second-life"
+
+
+def followups_now(storage: Storage) -> tuple[list[FollowUp], float]:
+    """The open follow-ups once every queued event is stored (a run that just ended has
+    scheduled or closed its follow-up), with the station clock's now (s) they are due against."""
+    storage.flush()
+    return storage.open_followups(), storage.clock.now()
 
 
 def build_station_window(
@@ -111,6 +118,7 @@ def build_station_window(
         record_intake=lambda cell_id, facts: storage.record_intake(
             cell_id, facts, who=operator, why="intake scan"
         ),
+        followups_loader=lambda: followups_now(storage),
     )
     window = MainWindow(
         simulated=simulated,

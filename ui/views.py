@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from station.passport.writer import FORMATS, NEEDS_IMPORTS
 from ui.batch_export import Outcome, PassportRequest
 from ui.engine_api import GradeView, InstrumentInfo, RecipeInfo
+from ui.followups import FollowUpsPanel
 from ui.refcheck import RefCheckPanel
 from ui.state import format_duration, grade_colour
 
@@ -327,7 +328,7 @@ class PassportDialog(QtWidgets.QDialog):
 
 class BatchView(QtWidgets.QWidget):
     """Sortable, filterable batch results table (filter matches cell, grade or bin) from the
-    stored grades, and matched groups for an SsPp pack.
+    stored grades, the open follow-ups, and matched groups for an SsPp pack.
 
     ``refresh_requested()`` asks for the stored grades again; ``match_requested(series,
     parallel)`` for matched groups of the lot on the bench.
@@ -387,6 +388,7 @@ class BatchView(QtWidgets.QWidget):
         self.groups = QtWidgets.QPlainTextEdit()
         self.groups.setReadOnly(True)
         self.groups.setPlaceholderText("Matched groups appear here")
+        self.followups = FollowUpsPanel()
         top = QtWidgets.QHBoxLayout()
         top.addWidget(self.filter, 1)
         top.addWidget(self.refresh_button)
@@ -406,6 +408,7 @@ class BatchView(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.table, 2)
+        layout.addWidget(self.followups, 1)
         layout.addLayout(exports)
         layout.addWidget(self.export_status)
         layout.addLayout(matching)

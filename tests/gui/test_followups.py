@@ -1,0 +1,165 @@
+"""Open follow-ups in the Batch tab over the real simulator and engine: the follow-up recipe run
+from the GUI schedules a self-discharge re-measurement, the panel shows it not due with its due
+time, 7 days skipped on the simulator's and the station's clocks make it due, Re-measure starts
+the recipe again on the cell's channel and its run closes the follow-up.
+
+References: the due time must lie between the scheduling run's stored start and end plus
+7 days (the follow-up step runs in between; 1 ms for float rounding); the closed follow-up is
+read back from the database (``done_run_pk`` of the re-measurement run), not from the GUI.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui
+
+from tests.gui.test_sim_intake import GOOD_CELL, open_station
+from ui.followups import (
+    DUE_COLOUR,
+    FOLLOW_UP_RECIPE,
+    FollowUpRow,
+    FollowUpsPanel,
+    due_text,
+    local_time,
+)
+
+DAY_S = 86400.0
+HOLD_S = 7 * DAY_S  # after_days in station/data/recipes/self-discharge-follow-up.toml
+CHANNEL = "ch01"  # GOOD_CELL's channel in seed 7's lot
+SPEED = 3600.0  # the recipe's 600 s OCV hold takes ~0.2 s wall
+
+
+def test_due_text_rounds_up_to_the_shown_unit() -> None:
+    now = 1_000_000.0
+    assert due_text(now, now) == "due"
+    assert due_text(now - 1.0, now) == "due"
+    assert due_text(now + 3 * DAY_S + 4 * 3600.0, now) == "due in 3 d 4 h"
+    # 3 d 3 h 0 min 1 s left: shown as 3 d 4 h, never less than is left.
+    assert due_text(now + 3 * DAY_S + 3 * 3600.0 + 1.0, now) == "due in 3 d 4 h"
+    assert due_text(now + 7 * DAY_S, now) == "due in 7 d 0 h"
+    assert due_text(now + 5 * 3600.0 + 30 * 60.0, now) == "due in 5 h 30 min"
+    assert due_text(now + 59 * 60.0 + 1.0, now) == "due in 1 h 0 min"
+    assert due_text(now + 20 * 60.0, now) == "due in 20 min"
+    assert due_text(now + 0.5, now) == "due in 1 min"
+
+
+def test_remeasure_enabled_only_for_a_due_followup_on_a_free_channel(qtbot) -> None:
+    now = 1_800_000_000.0
+    rows = [
+        FollowUpRow("C-FREE", "self-discharge", "run1", now - 60.0, now, "ch01"),
+        FollowUpRow("C-LOOSE", "self-discharge", "run2", now - 60.0, now),
+        FollowUpRow("C-BUSY", "self-discharge", "run3", now - 60.0, now, "ch03", "running"),
+        FollowUpRow("C-EARLY", "self-discharge", "run4", now + 3600.0, now, "ch04"),
+    ]
+    panel = FollowUpsPanel()
+    qtbot.addWidget(panel)
+    panel.set_followups(rows)
+    assert panel.title() == "Follow-ups: 4 open, 3 due"
+    assert not panel.remeasure_button.isEnabled()
+    assert panel.status.text() == "Select a follow-up to re-measure it."
+    expected = {
+        "C-FREE": "",
+        "C-LOOSE": "C-LOOSE is not on a channel: place it in a fixture first.",
+        "C-BUSY": "ch03 is running: wait until it is free.",
+        "C-EARLY": f"Not due until {local_time(now + 3600.0)}: a re-measurement before then"
+        " would not close the follow-up.",
+    }
+    asked: list[tuple[str, str]] = []
+    panel.remeasure_requested.connect(lambda cell, channel: asked.append((cell, channel)))
+    for index, row in enumerate(rows):
+        panel.table.selectRow(index)
+        why = expected[row.cell_id]
+        assert panel.remeasure_button.isEnabled() == (not why)
+        assert panel.status.text() == why
+        if why:
+            assert panel.remeasure_button.toolTip() == why
+    panel.table.selectRow(0)
+    qtbot.mouseClick(panel.remeasure_button, QtCore.Qt.MouseButton.LeftButton)
+    assert asked == [("C-FREE", "ch01")]
+    # No second start while the first is under way; a refused start allows another try.
+    assert not panel.remeasure_button.isEnabled()
+    panel.start_failed("C-FREE", "start on ch01 failed: refused")
+    assert panel.remeasure_button.isEnabled()
+    assert panel.status.text() == "start on ch01 failed: refused"
+    # A re-measurement that ran but ended without closing it (aborted) may be tried again.
+    panel.remeasure_button.click()
+    assert not panel.remeasure_button.isEnabled()
+    panel.run_ended("ch01", "C-FREE")
+    assert panel.remeasure_button.isEnabled()
+
+
+def _stored(db: Path, query: str, *args: object) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute(query, args).fetchall()
+    finally:
+        conn.close()
+
+
+def test_followup_listed_due_after_seven_days_and_closed_by_remeasure(
+    qtbot, settings, tmp_path: Path
+) -> None:
+    with open_station(qtbot, settings, tmp_path, speed=SPEED) as station:
+        window, controller = station.window, station.window.controller
+        panel = window.batch.followups
+        db = tmp_path / "station.db"
+        names = [recipe.name for recipe in window.recipes_view.recipes]
+        window.recipes_view.list.setCurrentRow(names.index(FOLLOW_UP_RECIPE))
+        assert controller.recipe == FOLLOW_UP_RECIPE
+        assert controller.channel_of(GOOD_CELL) == CHANNEL
+
+        with qtbot.waitSignal(controller.grade_ready, timeout=60_000):
+            controller.start_run(CHANNEL, GOOD_CELL)
+        qtbot.waitUntil(lambda: len(panel.rows) == 1, timeout=30_000)
+        row = panel.rows[0]
+        first_run = controller.state.channel(CHANNEL).run_id
+        ((started, ended, outcome),) = _stored(
+            db, "SELECT started_t_s, ended_t_s, outcome FROM runs WHERE run_id = ?", first_run
+        )
+        assert outcome == "completed"
+        assert (row.cell_id, row.kind, row.run_id) == (GOOD_CELL, "self-discharge", first_run)
+        assert started + HOLD_S - 1e-3 <= row.due_t_s <= ended + HOLD_S + 1e-3
+        assert not row.due and row.now_t_s < row.due_t_s
+        cells = [panel.table.item(0, column).text() for column in range(6)]
+        assert cells[:4] == [GOOD_CELL, "self-discharge", first_run, local_time(row.due_t_s)]
+        # ~7 simulated days minus the run's few minutes are left.
+        assert cells[4] in ("due in 6 d 23 h", "due in 7 d 0 h")
+        assert cells[4] == due_text(row.due_t_s, row.now_t_s) and cells[5] == CHANNEL
+        panel.table.selectRow(0)
+        assert not panel.remeasure_button.isEnabled()
+        why = f"Not due until {local_time(row.due_t_s)}: a re-measurement before then would"
+        assert panel.remeasure_button.toolTip().startswith(why)
+        assert panel.status.text() == panel.remeasure_button.toolTip()
+
+        # The 7-day hold: both clocks jump (as station.demo._hold does), the channel is idle.
+        station.sim.running.handle({"cmd": "skip", "s": HOLD_S})
+        station.storage.clock.skip(HOLD_S)
+        panel.reload_button.click()
+        # Reads asked for before the skip may still arrive first: wait for the one after it.
+        qtbot.waitUntil(lambda: panel.rows[0].due, timeout=30_000)
+        row = panel.rows[0]
+        assert row.now_t_s >= row.due_t_s and panel.table.item(0, 4).text() == "due"
+        assert panel.table.item(0, 0).background().color() == QtGui.QColor(DUE_COLOUR)
+        panel.table.selectRow(0)
+        assert panel.remeasure_button.isEnabled(), panel.remeasure_button.toolTip()
+
+        with qtbot.waitSignal(controller.run_started, timeout=30_000):
+            qtbot.mouseClick(panel.remeasure_button, QtCore.Qt.MouseButton.LeftButton)
+        assert not panel.remeasure_button.isEnabled()
+        second_run = controller.state.channel(CHANNEL).run_id
+        assert second_run != first_run
+        qtbot.waitUntil(lambda: not panel.rows, timeout=60_000)
+        assert panel.table.rowCount() == 0
+        assert _stored(
+            db,
+            "SELECT r.run_id, f.kind FROM followups f JOIN runs r ON r.run_pk = f.done_run_pk",
+        ) == [(second_run, "self-discharge")]
+        # The re-measurement schedules no new follow-up; the recipe is the follow-up one.
+        assert _stored(db, "SELECT count(*) FROM followups") == [(1,)]
+        assert _stored(db, "SELECT recipe_name FROM runs WHERE run_id = ?", second_run) == [
+            (FOLLOW_UP_RECIPE,)
+        ]
+        assert threading.current_thread().name == "MainThread"
