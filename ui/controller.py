@@ -501,6 +501,8 @@ class StationController(QtCore.QObject):
         self.intake_result.emit(
             f"{cell_id} ({self.describe_cell(cell_id)}): {gate.summary} -> {channel_id}", True
         )
+        # A scanned cell with an open follow-up can now be re-measured on this channel.
+        self.load_followups()
 
     def start_assigned(self) -> None:
         if not self.assigned:

@@ -45,7 +45,7 @@ class FollowUpRow:
                 " not close the follow-up."
             )
         if not self.channel_id:
-            return f"{self.cell_id} is not on a channel: place it in a fixture first."
+            return f"{self.cell_id} is not on a channel: scan it into a free channel first."
         if self.channel_busy:
             return f"{self.channel_id} is {self.channel_busy}: wait until it is free."
         return ""

@@ -10,6 +10,7 @@ read back from the database (``done_run_pk`` of the re-measurement run), not fro
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui
 
 from tests.gui.test_sim_intake import GOOD_CELL, open_station
+from ui.controller import FOLLOWUPS_REFRESH_MS
 from ui.followups import (
     DUE_COLOUR,
     FOLLOW_UP_RECIPE,
@@ -62,7 +64,7 @@ def test_remeasure_enabled_only_for_a_due_followup_on_a_free_channel(qtbot) -> N
     assert panel.status.text() == "Select a follow-up to re-measure it."
     expected = {
         "C-FREE": "",
-        "C-LOOSE": "C-LOOSE is not on a channel: place it in a fixture first.",
+        "C-LOOSE": "C-LOOSE is not on a channel: scan it into a free channel first.",
         "C-BUSY": "ch03 is running: wait until it is free.",
         "C-EARLY": f"Not due until {local_time(now + 3600.0)}: a re-measurement before then"
         " would not close the follow-up.",
@@ -110,6 +112,9 @@ def test_followup_listed_due_after_seven_days_and_closed_by_remeasure(
         window.recipes_view.list.setCurrentRow(names.index(FOLLOW_UP_RECIPE))
         assert controller.recipe == FOLLOW_UP_RECIPE
         assert controller.channel_of(GOOD_CELL) == CHANNEL
+        # Besides runs and Reload, a timer re-reads them (the status changes with time).
+        assert controller.followups_timer.isActive()
+        assert controller.followups_timer.interval() == FOLLOWUPS_REFRESH_MS
 
         with qtbot.waitSignal(controller.grade_ready, timeout=60_000):
             controller.start_run(CHANNEL, GOOD_CELL)
@@ -125,9 +130,15 @@ def test_followup_listed_due_after_seven_days_and_closed_by_remeasure(
         assert not row.due and row.now_t_s < row.due_t_s
         cells = [panel.table.item(0, column).text() for column in range(6)]
         assert cells[:4] == [GOOD_CELL, "self-discharge", first_run, local_time(row.due_t_s)]
-        # ~7 simulated days minus the run's few minutes are left.
-        assert cells[4] in ("due in 6 d 23 h", "due in 7 d 0 h")
-        assert cells[4] == due_text(row.due_t_s, row.now_t_s) and cells[5] == CHANNEL
+        # Read after the run ended: a little under 7 simulated days left (each wall second of
+        # delay is an hour at 3600x), shown rounded up to the hour: shown - 1 h < left <= shown.
+        left_s = row.due_t_s - row.now_t_s
+        assert 6 * DAY_S <= left_s <= HOLD_S and ended <= row.now_t_s
+        match = re.fullmatch(r"due in (\d+) d (\d+) h", cells[4])
+        assert match is not None, cells[4]
+        shown_s = int(match[1]) * DAY_S + int(match[2]) * 3600.0
+        assert shown_s - 3600.0 < left_s <= shown_s
+        assert cells[5] == CHANNEL
         panel.table.selectRow(0)
         assert not panel.remeasure_button.isEnabled()
         why = f"Not due until {local_time(row.due_t_s)}: a re-measurement before then would"
