@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from station.evaluation import EvaluationError, grade_entries, grade_lot
+from station.evaluation import EvaluationError, grade_entries, grade_lot, grading_run
 from station.grading.matching import MatchResult, MatchWindows, match_cells
 from station.grading.profiles import Profile
 from station.reports.summary import neutralise
@@ -68,6 +68,17 @@ def grade_view_from_stored(stored: StoredGrade, run_id: str | None = None) -> Gr
     )
 
 
+def _run_to_grade(storage: Storage, run_id: str, cell_id: str) -> str:
+    """The run a finished run's grade comes from: the run itself, unless it completed with OCV
+    readings only (a self-discharge follow-up). Those readings belong to the hold after the
+    cell's grading run, so that run is graded again, now with its K-value."""
+    with storage.reader() as conn:
+        row = conn.execute("SELECT outcome FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None or row[0] != "completed":
+            return run_id
+        return grading_run(conn, cell_id) or run_id
+
+
 def _lot_of(storage: Storage, run_id: str) -> tuple[str, str]:
     with storage.reader() as conn:
         row = conn.execute(
@@ -92,7 +103,7 @@ def make_grade_provider(storage: Storage, profile: Profile, *, operator: str) ->
             profile,
             lot=lot or None,
             cell_ids=None if lot else [cell_id],
-            runs={cell_id: run_id},
+            runs={cell_id: _run_to_grade(storage, run_id, cell_id)},
         )
         if cell_id not in graded.runs:
             raise EvaluationError(f"{cell_id}: {graded.not_graded.get(cell_id, 'not graded')}")

@@ -15,10 +15,12 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
 from PySide6 import QtCore, QtGui
 
 from tests.gui.test_sim_intake import GOOD_CELL, open_station
 from ui.controller import FOLLOWUPS_REFRESH_MS
+from ui.engine_api import GradeView
 from ui.followups import (
     DUE_COLOUR,
     FOLLOW_UP_RECIPE,
@@ -109,6 +111,12 @@ def test_followup_listed_due_after_seven_days_and_closed_by_remeasure(
         panel = window.batch.followups
         db = tmp_path / "station.db"
         names = [recipe.name for recipe in window.recipes_view.recipes]
+        # A grading run first (a triage with discharge pulses): the follow-up's OCV readings
+        # are the self-discharge hold after it.
+        window.recipes_view.list.setCurrentRow(names.index("fast-triage"))
+        with qtbot.waitSignal(controller.grade_ready, timeout=60_000):
+            controller.start_run(CHANNEL, GOOD_CELL)
+        triage_run = controller.state.channel(CHANNEL).run_id
         window.recipes_view.list.setCurrentRow(names.index(FOLLOW_UP_RECIPE))
         assert controller.recipe == FOLLOW_UP_RECIPE
         assert controller.channel_of(GOOD_CELL) == CHANNEL
@@ -157,12 +165,33 @@ def test_followup_listed_due_after_seven_days_and_closed_by_remeasure(
         panel.table.selectRow(0)
         assert panel.remeasure_button.isEnabled(), panel.remeasure_button.toolTip()
 
+        graded: list[GradeView] = []
+        controller.grade_ready.connect(graded.append)
         with qtbot.waitSignal(controller.run_started, timeout=30_000):
             qtbot.mouseClick(panel.remeasure_button, QtCore.Qt.MouseButton.LeftButton)
         assert not panel.remeasure_button.isEnabled()
         second_run = controller.state.channel(CHANNEL).run_id
         assert second_run != first_run
         qtbot.waitUntil(lambda: not panel.rows, timeout=60_000)
+        # The closing run re-grades the triage run, now with the hold's K-value: the reference
+        # is the core's formula (K = -dOCV/dt, grading.md 2.4) on the two stored hold OCVs.
+        qtbot.waitUntil(lambda: any(g.run_id == second_run for g in graded), timeout=60_000)
+        view = next(g for g in graded if g.run_id == second_run)
+        assert station.storage.grades_of(GOOD_CELL)[-1].run_ids[-1] == triage_run
+        figures = {name: value for name, value, _ in view.figures}
+        ocvs = _stored(
+            db,
+            "SELECT m.t_s, json_extract(m.values_json, '$.voltage_v') FROM measurements m"
+            " WHERE m.cell_id = ? AND m.kind = 'ocv' AND m.corrects_id IS NULL AND m.t_s >"
+            " (SELECT ended_t_s FROM runs"
+            " WHERE run_id = ?) ORDER BY m.t_s, m.id",
+            GOOD_CELL,
+            triage_run,
+        )
+        (t1, v1), (t2, v2) = ocvs[0], ocvs[-1]
+        expected_k = (float(v1) - float(v2)) * 1000.0 / ((float(t2) - float(t1)) / DAY_S)
+        assert figures["k_mv_per_day"] == pytest.approx(expected_k, rel=1e-9)
+        assert figures["hold_days"] == pytest.approx(7.0, abs=0.1)
         assert panel.table.rowCount() == 0
         assert _stored(
             db,
