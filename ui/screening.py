@@ -5,7 +5,7 @@ Pure Python (no Qt). :func:`gate` holds the rules; :func:`make_screener` wires t
 measures on the impedance meter's own worker thread. The screener blocks, so the controller runs
 it in a worker.
 
-Rules (any one sends the cell to quarantine), /work/shared/reference/grading.md 3.2 and 8.1:
+Rules (any one sends the cell to quarantine), ../shared/reference/grading.md 3.2 and 8.1:
 
 - the meter gave no number (no contact, over range, reversed probes): the cell cannot be judged;
 - OCV below the cell's minimum voltage (rated, else the chemistry's default minimum): an

@@ -3,7 +3,7 @@
 A probe QTimer asks to fire every 20 ms; how late each tick arrives is the time the event loop was
 busy with something else. The short form runs in every test run and reports the figure; the slow
 form (``-m slow``) runs longer and asserts the goal: p99 <= 100 ms, max <= 250 ms, Stop all to
-every output off <= 300 ms (/work/shared/reference/reliability.md, G1). With the test double the
+every output off <= 300 ms (../shared/reference/reliability.md, G1). With the test double the
 stop figure covers the GUI's share (click to engine call on the reserved thread), not a real
 instrument's reply time.
 """

@@ -1,5 +1,5 @@
 """The intake gate's rules (ui.screening.gate) on hand-made readings; thresholds from
-/work/shared/reference/grading.md 3.2 (minimum voltage) and 8.1 (resistance over 2 x BOL)."""
+../shared/reference/grading.md 3.2 (minimum voltage) and 8.1 (resistance over 2 x BOL)."""
 
 from __future__ import annotations
 

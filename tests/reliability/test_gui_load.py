@@ -4,7 +4,7 @@ points, so every redraw has to cut a long run down to the pixels on screen.
 
 A probe QTimer asks to fire every 20 ms; how late each tick comes is the time the event loop was
 busy elsewhere. The short form reports the figure. ``-m slow`` runs 20 s without and 20 s with
-the history, back to back, and asserts the G1 goal of /work/shared/reference/reliability.md
+the history, back to back, and asserts the G1 goal of ../shared/reference/reliability.md
 (p99 <= 100 ms) for the loaded window, or, when other processes already push the plain window
 over it, that the history adds at most half again (the absolute goal under 32 channels belongs
 to tests/gui/test_lag.py).
