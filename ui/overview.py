@@ -172,6 +172,9 @@ class ChannelTile(QtWidgets.QWidget):
             box = QtCore.QRectF(text_area.left(), y, text_area.width(), height)
             if badge is not None and box.bottom() > badge.top():
                 box.setRight(badge.left() - 4)
+            if font_key == "mono" and metrics.horizontalAdvance(line) > box.width():
+                # Beside a grade badge "0:10:15 elapsed" would elide to "0:10:15 e…".
+                line = line.removesuffix(" elapsed")
             flags = int(align_left)
             if wrap:
                 flags |= int(QtCore.Qt.TextFlag.TextWordWrap)
