@@ -382,7 +382,7 @@ class SerialTransport(Transport):
             raise LinkDown(f"cannot open: {exc}", address=self.address) from exc
         self._port_timeout_s = _POLL_SLICE_S
         self._fileno = _fileno_of(self._port)
-        self._direct_fileno = self._fileno if _reads_descriptor_directly(self._port) else None
+        self._direct_fileno = plain_descriptor(self._port)
 
     def _close(self) -> None:
         if self._port is not None:
@@ -425,18 +425,38 @@ class SerialTransport(Transport):
 
     def _receive_direct(self, fileno: int, timeout_s: float) -> bytes:
         try:
-            ready, _, _ = select.select([fileno], [], [], timeout_s)
-            if not ready:
+            if not select.select([fileno], [], [], timeout_s)[0]:
                 return b""
-            data = os.read(fileno, 65536)
-        except (BlockingIOError, InterruptedError):
-            return b""
+            return read_ready(fileno)
         except OSError as exc:
             raise LinkDown(f"read failed: {exc}", address=self.address) from exc
-        if not data:
-            # A vanished USB-serial adapter (or a closed socket) reads ready and empty.
-            raise LinkDown("read failed: ready but no data (unplugged?)", address=self.address)
-        return data
+
+
+def plain_descriptor(port: Any) -> int | None:
+    """The descriptor of a pyserial port whose ``read`` is exactly ``select`` + ``os.read`` on
+    it (a plain POSIX port or ``socket://``), so a caller may wait and read there itself; None
+    for handlers that log, buffer or translate (``spy://``, ``rfc2217://``, ``loop://``) and on
+    Windows."""
+    fileno = _fileno_of(port)
+    return fileno if fileno is not None and _reads_descriptor_directly(port) else None
+
+
+def read_ready(fileno: int) -> bytes:
+    """What a descriptor ``select`` reported readable holds (empty on a spurious wake-up).
+
+    Raises ``serial.SerialException`` (an ``OSError``) when the read fails, or when the
+    descriptor reads ready and empty, as a vanished USB-serial adapter or a closed socket does."""
+    import serial
+
+    try:
+        data = os.read(fileno, 65536)
+    except (BlockingIOError, InterruptedError):
+        return b""
+    except OSError as exc:
+        raise serial.SerialException(f"read failed: {exc}") from exc
+    if not data:
+        raise serial.SerialException("device reports readiness to read but returned no data")
+    return data
 
 
 def _reads_descriptor_directly(port: Any) -> bool:

@@ -7,8 +7,9 @@ and a round of Python bookkeeping. With pyvisa's ``read_raw`` on top, a 32-byte 
 of the line's wire rate (issue 10 asks for 90 %; ADR 0012).
 
 :class:`BulkSerialSession` keeps pyvisa-py's semantics and takes whole chunks instead: on a
-plain POSIX port it waits in ``select`` on the port's descriptor with the session's timeout and
-takes everything readable with one ``os.read`` (what pyserial's ``read`` does underneath);
+plain POSIX port or ``socket://`` (``drivers.transport.plain_descriptor``, the same rule as
+``SerialTransport``) it waits in ``select`` on the port's descriptor with the session's timeout
+and takes everything readable with one ``os.read`` (what pyserial's ``read`` does underneath);
 through other pyserial URL handlers it waits for one byte and takes the rest from
 ``in_waiting``. It stops at the termination character (VISA rule 6.1.1, the end character
 included) or at ``count`` bytes (rule 6.1.3). Bytes that arrived after the end of the message
@@ -25,9 +26,7 @@ mechanism pyvisa-py itself uses to add interfaces); resources opened afterwards 
 from __future__ import annotations
 
 import logging
-import os
 import select
-import sys
 import threading
 import time
 from typing import Any
@@ -36,6 +35,8 @@ from pyvisa import constants
 from pyvisa.constants import BufferOperation, ResourceAttribute, SerialTermination, StatusCode
 from pyvisa_py.serial import SerialSession
 from pyvisa_py.sessions import Session
+
+from drivers.transport import plain_descriptor, read_ready
 
 _CHUNKED_END_MODES = (SerialTermination.none, SerialTermination.termination_char)
 _installed = False
@@ -48,7 +49,7 @@ class BulkSerialSession(SerialSession):
     def after_parsing(self) -> None:
         super().after_parsing()
         self._pending = bytearray()
-        self._fileno = _plain_descriptor(self.interface)
+        self._fileno = plain_descriptor(self.interface)
 
     def read(self, count: int) -> tuple[bytes, StatusCode]:
         """Up to ``count`` bytes: through the termination character, ``count`` bytes, or what
@@ -75,7 +76,7 @@ class BulkSerialSession(SerialSession):
                 wait_s = None if finish is None else max(finish - time.monotonic(), 0.0)
                 if not select.select([self._fileno], [], [], wait_s)[0]:
                     return self._take(len(pending)), StatusCode.error_timeout
-                pending += _read_ready(self._fileno)
+                pending += read_ready(self._fileno)
                 continue
             waiting = port.in_waiting
             if waiting:
@@ -121,35 +122,6 @@ class BulkSerialSession(SerialSession):
         if attribute == constants.VI_ATTR_ASRL_AVAIL_NUM:
             return self.interface.in_waiting + len(self._pending), StatusCode.success
         return super()._get_attribute(attribute)
-
-
-def _plain_descriptor(port: Any) -> int | None:
-    """The descriptor of a plain POSIX serial port, whose ``read`` is ``select`` + ``os.read``
-    on it; None for anything else (Windows, ``socket://``/``loop://`` URLs), which is read
-    through pyserial."""
-    if sys.platform == "win32":
-        return None
-    import serial.serialposix
-
-    if type(port) is not serial.serialposix.Serial:
-        return None
-    return int(port.fileno())
-
-
-def _read_ready(fileno: int) -> bytes:
-    """What a descriptor ``select`` reported readable holds (empty on a spurious wake-up)."""
-    import serial
-
-    try:
-        data = os.read(fileno, 65536)
-    except (BlockingIOError, InterruptedError):
-        return b""
-    except OSError as exc:
-        raise serial.SerialException(f"read failed: {exc}") from exc
-    if not data:
-        # pyserial's wording: a vanished USB-serial adapter reads ready and empty.
-        raise serial.SerialException("device reports readiness to read but returned no data")
-    return data
 
 
 class _DropOverwriteNotice(logging.Filter):
