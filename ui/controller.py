@@ -133,6 +133,8 @@ class StationController(QtCore.QObject):
         worker)."""
         self.followups_loader = followups_loader
         """-> (open follow-ups, station clock now in s) (blocking; in a worker)."""
+        self._followups_loading = False
+        self._followups_stale = False
         self.lot: dict[str, Cell] = {}
         """Cells of the imported lot(s) by ID; a scan of one of them shows its lot and rating."""
         self.state = BenchState(channel_ids)
@@ -554,17 +556,29 @@ class StationController(QtCore.QObject):
 
     def load_followups(self) -> None:
         """Read the open follow-ups in a worker; ``followups_ready`` shows them with the channel
-        holding each cell (resolved here, in the GUI thread, from the bench state)."""
+        holding each cell (resolved here, in the GUI thread, from the bench state). One read at
+        a time: asks while one is under way (a burst of run starts) make one more read after it."""
         if self.followups_loader is None or self.workers.closed:
             return
+        if self._followups_loading:
+            self._followups_stale = True
+            return
+        self._followups_loading = True
+
+        def finished() -> None:
+            self._followups_loading = False
+            if self._followups_stale:
+                self._followups_stale = False
+                self.load_followups()
 
         def done(result: tuple[Sequence[FollowUp], float]) -> None:
             followups, now_t_s = result
+            free = set(self.state.free_channels())
             rows = []
             for followup in followups:
                 channel_id = self.channel_of(followup.cell_id) or ""
                 busy = ""
-                if channel_id and channel_id not in self.state.free_channels():
+                if channel_id and channel_id not in free:
                     busy = self.state.channel(channel_id).state.value
                 rows.append(
                     FollowUpRow(
@@ -578,12 +592,13 @@ class StationController(QtCore.QObject):
                     )
                 )
             self.followups_ready.emit(rows)
+            finished()
 
-        self.workers.submit(
-            self.followups_loader,
-            on_done=done,
-            on_error=lambda exc: self.status.emit(f"Reading follow-ups failed: {exc}"),
-        )
+        def failed(exc: BaseException) -> None:
+            self.status.emit(f"Reading follow-ups failed: {exc}")
+            finished()
+
+        self.workers.submit(self.followups_loader, on_done=done, on_error=failed)
 
     def remeasure(self, cell_id: str, channel_id: str) -> None:
         """Start the follow-up recipe on ``cell_id`` in ``channel_id`` (the channel view's start

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from PySide6 import QtCore, QtGui
 
+from station.storage import FollowUp
 from tests.gui.test_sim_intake import GOOD_CELL, open_station
-from ui.controller import FOLLOWUPS_REFRESH_MS
+from ui.controller import FOLLOWUPS_REFRESH_MS, StationController
 from ui.engine_api import GradeView
 from ui.followups import (
     DUE_COLOUR,
@@ -203,3 +204,28 @@ def test_followup_listed_due_after_seven_days_and_closed_by_remeasure(
             (FOLLOW_UP_RECIPE,)
         ]
         assert threading.current_thread().name == "MainThread"
+
+
+def test_a_burst_of_refreshes_reads_once_more_after_the_read_under_way(qtbot) -> None:
+    """Sixteen runs starting at once ask for the follow-ups sixteen times: the first read runs,
+    the other asks make one more read after it, not fifteen."""
+    release = threading.Event()
+    calls: list[int] = []
+
+    def loader() -> tuple[list[FollowUp], float]:
+        calls.append(len(calls))
+        release.wait(5.0)
+        return [], 0.0
+
+    controller = StationController(None, ["ch01"], followups_loader=loader)
+    shown: list[list[FollowUpRow]] = []
+    controller.followups_ready.connect(shown.append)
+    try:
+        for _ in range(16):
+            controller.load_followups()
+        release.set()
+        qtbot.waitUntil(lambda: len(shown) == 2, timeout=10_000)
+        qtbot.wait(200)  # nothing else was queued behind the second read
+        assert (len(calls), len(shown)) == (2, 2)
+    finally:
+        controller.shutdown(stop_runs=False)
