@@ -11,61 +11,22 @@ certificates, signed records) with a throw-away key, and builds 2S1P matched gro
 
 from __future__ import annotations
 
-import sys
-import tempfile
-from pathlib import Path
-
-from PySide6 import QtCore, QtWidgets
-
-from station.config import sim_lot
-from station.engine import Engine
-from station.storage import Storage
-from tests.gui.make_screenshots import SEED, SIZE, pump, save, wait_for
-from tests.reliability.harness import inprocess_bench
-from ui.app import CloseChoice, MainWindow
+from tests.gui.make_screenshots import pump, save, station_scene, wait_for
 from ui.batch_export import PassportRequest
-from ui.launch import build_station_window
 
 SPEED = 3600.0
 CHANNELS = ("ch01", "ch02", "ch03", "ch05", "ch06", "ch08")  # ch04 holds the reversed cell
 
 
 def main() -> int:
-    _app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])  # kept alive
-    workdir = Path(tempfile.mkdtemp(prefix="gui-batch-shot-"))
-    settings = QtCore.QSettings(str(workdir / "gui.ini"), QtCore.QSettings.Format.IniFormat)
-    with inprocess_bench(speed=SPEED, seed=SEED) as sim:
-        clock = sim.launch.clock()
-        storage = Storage(workdir / "station.db", clock)
-        engine = Engine(sim.config, storage, clock, operator="screenshots")
-        placed = sim_lot(sim.launch, sim.config)
-        storage.add_cells([cell for cell, _ in placed], who="screenshots", why="simulated lot")
-        for cell, _channel in placed:
-            storage.record_intake(
-                cell.cell_id,
-                {"damaged": False, "calendar_expired": False, "traceable": True},
-                who="screenshots",
-                why="simulated lot, visual check",
-            )
-        window: MainWindow = build_station_window(
-            sim.config,
-            storage,
-            engine,
-            simulated=True,
-            operator="screenshots",
-            recipe="second-life-full",
-            settings=settings,
-            key_path=workdir / "station-key.pem",
-        )
-        window.after_shutdown.append(storage.close)
-        window.confirm_close = lambda _active: CloseChoice.STOP_AND_QUIT
+    with station_scene(
+        speed=SPEED,
+        recipe="second-life-full",
+        splitter=(700, 900),
+        prefix="gui-batch-shot-",
+    ) as scene:
+        window, workdir = scene.window, scene.workdir
         controller = window.controller
-        window.resize(SIZE)
-        window.show()
-        window.splitter.setSizes([700, 900])
-        controller.place_lot(placed)
-        controller.connect_bench()
-        wait_for(lambda: bool(window.instruments_view.instruments[0].connected))
         for channel_id in CHANNELS:
             controller.start_run(channel_id, controller.assigned[channel_id])
         channels = controller.state.channels
@@ -87,9 +48,6 @@ def main() -> int:
         batch.table.selectRow(0)
         pump(500)
         save(window, "batch-view.png")
-
-        window.close()
-        print(f"shutdown clean: {window.shutdown_clean}")
     return 0
 
 

@@ -12,53 +12,23 @@ disabled for it.
 
 from __future__ import annotations
 
-import sys
-import tempfile
-from pathlib import Path
-
-from PySide6 import QtCore, QtWidgets
-
-from station.config import sim_lot
-from station.engine import Engine
-from station.storage import Storage
-from tests.gui.make_screenshots import SEED, SIZE, pump, save, wait_for
-from tests.reliability.harness import inprocess_bench
-from ui.app import CloseChoice, MainWindow
+from tests.gui.make_screenshots import pump, save, station_scene, wait_for
 from ui.followups import FOLLOW_UP_RECIPE
-from ui.launch import build_station_window
 
 SPEED = 3600.0
 HOLD_S = 7 * 86400.0
 
 
 def main() -> int:
-    _app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])  # kept alive
-    workdir = Path(tempfile.mkdtemp(prefix="gui-followups-shot-"))
-    settings = QtCore.QSettings(str(workdir / "gui.ini"), QtCore.QSettings.Format.IniFormat)
-    with inprocess_bench(speed=SPEED, seed=SEED) as sim:
-        clock = sim.launch.clock()
-        storage = Storage(workdir / "station.db", clock)
-        engine = Engine(sim.config, storage, clock, operator="screenshots")
-        placed = sim_lot(sim.launch, sim.config)
-        storage.add_cells([cell for cell, _ in placed], who="screenshots", why="simulated lot")
-        window: MainWindow = build_station_window(
-            sim.config,
-            storage,
-            engine,
-            simulated=True,
-            operator="screenshots",
-            recipe=FOLLOW_UP_RECIPE,
-            settings=settings,
-        )
-        window.after_shutdown.append(storage.close)
-        window.confirm_close = lambda _active: CloseChoice.STOP_AND_QUIT
+    with station_scene(
+        speed=SPEED,
+        recipe=FOLLOW_UP_RECIPE,
+        splitter=(700, 900),
+        prefix="gui-followups-shot-",
+        intake=False,
+    ) as scene:
+        sim, window, clock = scene.sim, scene.window, scene.clock
         controller = window.controller
-        window.resize(SIZE)
-        window.show()
-        window.splitter.setSizes([700, 900])
-        controller.place_lot(placed)
-        controller.connect_bench()
-        wait_for(lambda: bool(window.instruments_view.instruments[0].connected))
         panel = window.batch.followups
         for count, channel_id in enumerate(("ch01", "ch02"), start=1):
             controller.start_run(channel_id, controller.assigned[channel_id])
@@ -74,9 +44,6 @@ def main() -> int:
         panel.table.selectRow(1)
         pump(500)
         save(window, "batch-followups.png")
-
-        window.close()
-        print(f"shutdown clean: {window.shutdown_clean}")
     return 0
 
 

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from hardware_sim.devices.bt356x import Bt356x
+from station.clock import ScaledClock
 from station.config import sim_lot
 from station.engine import Engine
 from station.storage import Storage
-from tests.reliability.harness import inprocess_bench
+from tests.reliability.harness import InProcessBench, inprocess_bench
 from ui.app import CloseChoice, MainWindow
 from ui.launch import build_station_window
 from ui.state import ChannelState
@@ -62,41 +65,76 @@ def save(window: QtWidgets.QWidget, name: str) -> Path:
     return path
 
 
-def main() -> int:
+@dataclass
+class Scene:
+    """The simulated bench, the station window around it, its working folder and station clock."""
+
+    sim: InProcessBench
+    window: MainWindow
+    workdir: Path
+    clock: ScaledClock
+
+
+@contextmanager
+def station_scene(
+    *,
+    speed: float,
+    recipe: str,
+    splitter: tuple[int, int],
+    prefix: str,
+    intake: bool = True,
+) -> Iterator[Scene]:
+    """The window ``station gui`` builds (``ui.launch.build_station_window``) around the real
+    engine and storage, over TCP to ``hardware_sim`` run in this process (seed ``SEED``), with
+    the seeded lot placed (and its intake checklist recorded when ``intake``) and the bench
+    connected; passports and reports are signed with a throw-away key in the working folder;
+    closed (stopping its runs) on exit."""
     _app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])  # kept alive
-    workdir = Path(tempfile.mkdtemp(prefix="gui-shots-"))
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     settings = QtCore.QSettings(str(workdir / "gui.ini"), QtCore.QSettings.Format.IniFormat)
-    with inprocess_bench(speed=SPEED, seed=SEED) as sim:
+    with inprocess_bench(speed=speed, seed=SEED) as sim:
         clock = sim.launch.clock()
         storage = Storage(workdir / "station.db", clock)
         engine = Engine(sim.config, storage, clock, operator="screenshots")
         placed = sim_lot(sim.launch, sim.config)
         storage.add_cells([cell for cell, _ in placed], who="screenshots", why="simulated lot")
-        for cell, _channel in placed:
-            storage.record_intake(
-                cell.cell_id,
-                {"damaged": False, "calendar_expired": False, "traceable": True},
-                who="screenshots",
-                why="simulated lot, visual check",
-            )
+        if intake:
+            for cell, _channel in placed:
+                storage.record_intake(
+                    cell.cell_id,
+                    {"damaged": False, "calendar_expired": False, "traceable": True},
+                    who="screenshots",
+                    why="simulated lot, visual check",
+                )
         window: MainWindow = build_station_window(
             sim.config,
             storage,
             engine,
             simulated=True,
             operator="screenshots",
-            recipe="incoming-inspection",
+            recipe=recipe,
             settings=settings,
+            key_path=workdir / "station-key.pem",
         )
         window.after_shutdown.append(storage.close)
         window.confirm_close = lambda _active: CloseChoice.STOP_AND_QUIT
-        controller = window.controller
         window.resize(SIZE)
         window.show()
-        window.splitter.setSizes([980, 620])
-        controller.place_lot(placed)
-        controller.connect_bench()
+        window.splitter.setSizes(list(splitter))
+        window.controller.place_lot(placed)
+        window.controller.connect_bench()
         wait_for(lambda: bool(window.instruments_view.instruments[0].connected))
+        yield Scene(sim, window, workdir, clock)
+        window.close()
+        print(f"shutdown clean: {window.shutdown_clean}")
+
+
+def main() -> int:
+    with station_scene(
+        speed=SPEED, recipe="incoming-inspection", splitter=(980, 620), prefix="gui-shots-"
+    ) as scene:
+        sim, window = scene.sim, scene.window
+        controller = window.controller
 
         # The first cell goes through the intake screen like a scanned one would.
         meter = sim.running.bench.device("acir").personality
@@ -124,9 +162,6 @@ def main() -> int:
         window.overview.select(TRIPPED)
         pump(500)
         save(window, "channel-tripped.png")
-
-        window.close()
-        print(f"shutdown clean: {window.shutdown_clean}")
     return 0
 
 
