@@ -23,27 +23,30 @@ from station.storage import RunRecord, Storage
 from tests.engine.fakes import T0, FakeConnector, bench_models, make_cell
 
 
+def _run_record(run_id: str, channel_id: str) -> RunRecord:
+    """A fast-triage run of CELL-1 starting at T0."""
+    return RunRecord(
+        run_id,
+        channel_id,
+        "CELL-1",
+        "fast-triage",
+        1,
+        "abc",
+        "[recipe]",
+        "cabinet",
+        "SN1",
+        "2099-01-01",
+        True,
+        False,
+        "tester",
+        T0,
+    )  # fmt: skip
+
+
 def _open(path: Path) -> Storage:
     storage = Storage(path, ManualClock(T0), batch_interval_s=0.05)
     storage.add_cells([make_cell()], who="tester")
-    storage.begin_run(
-        RunRecord(
-            "run-1",
-            "ch01",
-            "CELL-1",
-            "fast-triage",
-            1,
-            "abc",
-            "[recipe]",
-            "cabinet",
-            "SN1",
-            "2099-01-01",
-            True,
-            False,
-            "tester",
-            T0,
-        )  # fmt: skip
-    )
+    storage.begin_run(_run_record("run-1", "ch01"))
     storage.handle_event(RunStarted("run-1", "ch01", "CELL-1", "fast-triage", T0, True))
     return storage
 
@@ -150,24 +153,7 @@ def test_interleaved_runs_in_one_batch_each_store_their_own_samples(tmp_path: Pa
     storage.add_cells([make_cell()], who="tester")
     feeds = {}
     for k, run_id in enumerate(run_ids):
-        storage.begin_run(
-            RunRecord(
-                run_id,
-                f"ch0{k + 1}",
-                "CELL-1",
-                "fast-triage",
-                1,
-                "abc",
-                "[recipe]",
-                "cabinet",
-                "SN1",
-                "2099-01-01",
-                True,
-                False,
-                "tester",
-                T0,
-            )  # fmt: skip
-        )
+        storage.begin_run(_run_record(run_id, f"ch0{k + 1}"))
         samples = [replace(s, run_id=run_id) for s in _samples(600, seed=10 + k)]
         # Run 4 sends one Sample per row, the others blocks: one batch holds both kinds.
         feeds[run_id] = [[s] for s in samples] if k == 3 else _blocks(samples, seed=20 + k)
